@@ -1,0 +1,42 @@
+# Every target creates .venv, installs the pinned requirements and migrates
+# when needed; running one twice does no work the second time.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.requirements-installed
+
+.PHONY: demo test lint migrate run worker beat fake-tts clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { \
+	  echo "Could not create a virtualenv. On Debian/Ubuntu: apt-get install python3-venv"; exit 1; }
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $(STAMP)
+
+migrate: $(STAMP)
+	$(PY) manage.py migrate --noinput -v 0
+
+demo: migrate
+	$(PY) test_workflow.py
+
+test: $(STAMP)
+	$(VENV)/bin/pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+run: migrate
+	$(PY) manage.py runserver
+
+worker: migrate
+	$(VENV)/bin/celery -A workflow_api worker --loglevel=INFO
+
+beat: migrate
+	$(VENV)/bin/celery -A workflow_api beat --loglevel=INFO
+
+fake-tts: $(STAMP)
+	$(PY) -m fake_tts --port 8002
+
+clean:
+	rm -rf $(VENV) db.sqlite3 .pytest_cache .ruff_cache

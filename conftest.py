@@ -1,0 +1,119 @@
+"""Fixtures shared by every app's tests: one test-data style across the suite."""
+
+import json
+from pathlib import Path
+
+import pytest
+import responses
+
+from workflow.models import Roles, Steps, Workflows
+from workflow_api.celery import app as celery_app
+
+TTS_URL = "http://127.0.0.1:9"  # never contacted: `responses` answers for it
+ROUND_ROBIN_URL = f"{TTS_URL}/api/v1/tts/round-robin/"
+UPSTREAM_EXAMPLE = Path(__file__).resolve().parent / "tickets" / "tests" / "data" / "upstream_ticket.json"
+
+
+@pytest.fixture(autouse=True)
+def _eager_celery(request, settings):
+    """Unit tests run Celery tasks in-process; integration tests use real workers."""
+    settings.TTS_SERVICE_URL = TTS_URL
+    if request.node.get_closest_marker("integration"):
+        yield
+        return
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = previous
+
+
+class FakeTTS:
+    """Programs `responses` to answer the round-robin endpoint per role."""
+
+    def __init__(self, mock: responses.RequestsMock) -> None:
+        self.mock = mock
+
+    def role(self, role_name: str, user_ids: object, status: int = 200) -> None:
+        self.mock.get(
+            ROUND_ROBIN_URL,
+            json=user_ids,
+            status=status,
+            match=[responses.matchers.query_param_matcher({"role_name": role_name})],
+        )
+
+    def fail(self, role_name: str, **kwargs) -> None:
+        self.mock.get(
+            ROUND_ROBIN_URL,
+            match=[responses.matchers.query_param_matcher({"role_name": role_name})],
+            **kwargs,
+        )
+
+    @property
+    def calls(self) -> int:
+        return len(self.mock.calls)
+
+
+@pytest.fixture
+def tts():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield FakeTTS(mock)
+
+
+@pytest.fixture
+def role(db) -> Roles:
+    return Roles.objects.create(name="IT Support Technician")
+
+
+def make_workflow(
+    *,
+    name: str = "IT support",
+    department: str = "IT Department",
+    category: str = "IT Support",
+    sub_category: str = "",
+    steps: list[Roles] | None = None,
+    **fields,
+) -> Workflows:
+    """A published, deployed workflow with one step per role given."""
+    fields.setdefault("is_published", True)
+    fields.setdefault("status", Workflows.Status.DEPLOYED)
+    workflow = Workflows.objects.create(
+        name=name, department=department, category=category, sub_category=sub_category, **fields
+    )
+    for order, step_role in enumerate(steps or [], start=1):
+        Steps.objects.create(workflow=workflow, role=step_role, name=f"Step {order}", order=order)
+    return workflow
+
+
+@pytest.fixture
+def workflow(role) -> Workflows:
+    return make_workflow(steps=[role])
+
+
+def ticket_payload(number: str = "TX20251110000001", **overrides) -> dict:
+    """A ticket message in the spec's field names."""
+    payload = {
+        "ticket_id": number,
+        "subject": "Printer is on fire",
+        "description": "Smoke since 9am.",
+        "department": "IT Department",
+        "category": "IT Support",
+        "sub_category": "",
+        "priority": "High",
+        "status": "Open",
+    }
+    payload.update(overrides)
+    return payload
+
+
+@pytest.fixture
+def upstream_payload() -> dict:
+    """The upstream ticket service's full serialized ticket, as it arrives on the queue."""
+    return json.loads(UPSTREAM_EXAMPLE.read_text())
+
+
+@pytest.fixture
+def api_client(db):
+    """A REST client with the rights of a staff member (administrator)."""
+    from rest_framework.test import APIClient
+
+    return APIClient()

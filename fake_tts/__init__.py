@@ -1,0 +1,1 @@
+"""A stand-in for the TTS/identity service's round-robin endpoint, for the demo, tests and benchmarks."""

@@ -1,0 +1,3 @@
+from fake_tts.server import main
+
+main()

@@ -1,0 +1,58 @@
+from rest_framework import serializers
+
+from task.models import Task
+
+
+class TaskSerializer(serializers.ModelSerializer):
+    ticket_id = serializers.IntegerField(read_only=True)
+    workflow_id = serializers.IntegerField(read_only=True)
+    current_step = serializers.IntegerField(source="current_step_id", read_only=True, allow_null=True)
+    ticket_subject = serializers.CharField(source="ticket.subject", read_only=True)
+    workflow_name = serializers.CharField(source="workflow.name", read_only=True)
+    current_step_name = serializers.CharField(
+        source="current_step.name", read_only=True, allow_null=True, default=None
+    )
+    current_step_role = serializers.CharField(
+        source="current_step.role.name", read_only=True, allow_null=True, default=None
+    )
+    assigned_users_count = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Task
+        fields = [
+            "task_id",
+            "ticket_id",
+            "workflow_id",
+            "current_step",
+            "users",
+            "status",
+            "created_at",
+            "updated_at",
+            "fetched_at",
+            "ticket_subject",
+            "workflow_name",
+            "current_step_name",
+            "current_step_role",
+            "assigned_users_count",
+        ]
+        read_only_fields = fields
+
+    def get_assigned_users_count(self, task: Task) -> int:
+        return len(task.users)
+
+
+class UserAssignmentSerializer(serializers.Serializer):
+    userID = serializers.IntegerField(min_value=1)  # noqa: N815  (payload key from the spec)
+    username = serializers.CharField(required=False, allow_blank=True, max_length=150)
+    email = serializers.EmailField(required=False, allow_blank=True)
+    status = serializers.ChoiceField(choices=Task.UserStatus.choices, required=False)
+    role = serializers.CharField(required=False, allow_blank=True, max_length=100)
+
+
+class UserStatusUpdateSerializer(serializers.Serializer):
+    user_id = serializers.IntegerField(min_value=1)
+    status = serializers.ChoiceField(choices=Task.UserStatus.choices)
+
+
+class CreateTaskForTicketSerializer(serializers.Serializer):
+    ticket_id = serializers.IntegerField(min_value=1)

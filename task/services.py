@@ -1,0 +1,267 @@
+"""Task creation, assignment and lifecycle: every write to a Task goes through here."""
+
+import logging
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from task import tts
+from task.models import RoundRobinState, Task
+from tickets.models import WorkflowTicket
+from workflow.models import Steps, Workflows
+from workflow.selectors import find_matching_workflow, workflow_first_step, workflow_next_step
+from workflow_api import errors
+from workflow_api.celery import app as celery_app
+
+logger = logging.getLogger(__name__)
+
+AllocationError = WorkflowTicket.AllocationError
+
+
+class AllocationFailed(errors.Conflict):
+    """A ticket cannot get a task as things stand (no workflow, no steps, no users)."""
+
+    def __init__(self, message: str, *, reason: AllocationError) -> None:
+        super().__init__(message, code=reason.value)
+        self.reason = reason
+
+
+def _utc_now_iso() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _advance_round_robin(*, role_name: str, user_count: int, take: int) -> int:
+    """Advance the role's cursor by `take` and return where this assignment starts.
+
+    One upsert statement: it creates the row on first use and otherwise locks
+    it until the surrounding transaction ends, so concurrent workers serialize
+    on the role and a rolled-back task creation does not consume a turn.
+    """
+    table = RoundRobinState._meta.db_table
+    sql = (
+        f"INSERT INTO {table} (role_name, next_index, updated_at) VALUES (%s, %s, %s) "
+        f"ON CONFLICT (role_name) DO UPDATE SET "
+        f"next_index = ({table}.next_index %% %s + %s) %% %s, updated_at = excluded.updated_at "
+        f"RETURNING next_index"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [role_name, take % user_count, timezone.now(), user_count, take, user_count])
+        (next_index,) = cursor.fetchone()
+    return (next_index - take) % user_count
+
+
+def apply_round_robin_assignment(user_ids: list[int], role_name: str, max_assignments: int = 3) -> list[dict]:
+    """Pick up to `max_assignments` of `user_ids` for the role, continuing where the last pick stopped.
+
+    The cursor lives in the database (shared by every worker, kept across
+    restarts); call inside the transaction that stores the assignment.
+    """
+    if not user_ids or max_assignments <= 0:
+        return []
+    take = min(max_assignments, len(user_ids))
+    with transaction.atomic(savepoint=False):
+        start = _advance_round_robin(role_name=role_name, user_count=len(user_ids), take=take)
+    assigned_on = _utc_now_iso()
+    return [
+        {
+            "userID": user_ids[(start + offset) % len(user_ids)],
+            "status": Task.UserStatus.ASSIGNED.value,
+            "assigned_on": assigned_on,
+            "role": role_name,
+        }
+        for offset in range(take)
+    ]
+
+
+def _step_user_ids(*, step: Steps) -> list[int]:
+    user_ids = tts.get_role_user_ids(step.role.name)
+    if not user_ids:
+        raise AllocationFailed(
+            f"TTS lists no users for role {step.role.name!r}", reason=AllocationError.NO_USERS
+        )
+    return user_ids
+
+
+def task_create_for_ticket(*, ticket_id: int) -> tuple[Task, bool]:
+    """Create the ticket's task and mark it allocated; returns (task, created).
+
+    Idempotent: for a ticket that already has its task, returns that task and
+    creates nothing. Raises NotFound, AllocationFailed, or tts.TTSUnavailable /
+    tts.TTSBadResponse.
+    """
+    ticket = WorkflowTicket.objects.filter(pk=ticket_id).first()
+    if ticket is None:
+        raise errors.NotFound(f"Ticket {ticket_id} does not exist")
+    existing = Task.objects.filter(ticket_id=ticket_id).first()
+    if existing is not None:
+        return existing, False
+
+    workflow = find_matching_workflow(ticket.department, ticket.category, ticket.sub_category)
+    if workflow is None:
+        raise AllocationFailed(
+            f"No deployed workflow for {ticket.department!r} / {ticket.category!r} / {ticket.sub_category!r}",
+            reason=AllocationError.NO_WORKFLOW,
+        )
+    step = workflow_first_step(workflow=workflow)
+    if step is None:
+        raise AllocationFailed(f"Workflow {workflow.name!r} has no steps", reason=AllocationError.NO_STEPS)
+    # Outside the transaction: no row lock is held while waiting on HTTP.
+    user_ids = _step_user_ids(step=step)
+
+    with transaction.atomic():
+        WorkflowTicket.objects.select_for_update().filter(pk=ticket_id).first()
+        existing = Task.objects.filter(ticket_id=ticket_id).first()
+        if existing is not None:
+            return existing, False
+        users = apply_round_robin_assignment(user_ids, step.role.name, settings.ROUND_ROBIN_MAX_ASSIGNMENTS)
+        task = Task.objects.create(ticket=ticket, workflow=workflow, current_step=step, users=users)
+        WorkflowTicket.objects.filter(pk=ticket_id).update(
+            is_task_allocated=True,
+            allocation_error=AllocationError.NONE,
+            allocation_error_detail="",
+            last_allocation_attempt_at=timezone.now(),
+            updated_at=timezone.now(),
+        )
+    logger.info(
+        "Task %s created for ticket %s (workflow %s, step %s, users %s)",
+        task.task_id,
+        ticket.ticket_number,
+        workflow.workflow_id,
+        step.step_id,
+        [entry["userID"] for entry in users],
+    )
+    return task, True
+
+
+def _locked_task(task_id: int) -> Task:
+    task = (
+        Task.objects.select_for_update(of=("self",))
+        .select_related("workflow", "current_step__role", "ticket")
+        .filter(pk=task_id)
+        .first()
+    )
+    if task is None:
+        raise errors.NotFound(f"Task {task_id} does not exist")
+    return task
+
+
+_OPEN_STATUSES = (Task.Status.PENDING, Task.Status.IN_PROGRESS, Task.Status.ON_HOLD)
+
+
+def _require_open(task: Task, action: str) -> None:
+    if task.status not in _OPEN_STATUSES:
+        raise errors.InvalidTransition(f"Cannot {action} task {task.task_id}: it is {task.status}")
+
+
+def task_assign_user(*, task_id: int, user_data: dict) -> Task:
+    """Add one user to the task's assignments; refuses a user already assigned."""
+    with transaction.atomic():
+        task = _locked_task(task_id)
+        _require_open(task, "assign users to")
+        user_id = user_data["userID"]
+        if user_id in task.get_assigned_user_ids():
+            raise errors.Conflict(f"User {user_id} is already assigned to task {task_id}")
+        entry = {
+            "userID": user_id,
+            "status": user_data.get("status") or Task.UserStatus.ASSIGNED.value,
+            "assigned_on": _utc_now_iso(),
+            "role": user_data.get("role") or (task.current_step.role.name if task.current_step else ""),
+        }
+        for optional in ("username", "email"):
+            if user_data.get(optional):
+                entry[optional] = user_data[optional]
+        task.users = [*task.users, entry]
+        task.save(update_fields=["users", "updated_at"])
+    logger.info("User %s assigned to task %s", user_id, task_id)
+    return task
+
+
+def task_update_user_status(*, task_id: int, user_id: int, new_status: str) -> Task:
+    """Set one assigned user's status; a user starting work moves a pending task to in_progress."""
+    if new_status not in Task.UserStatus.values:
+        raise errors.InvalidInput(f"{new_status!r} is not a user status")
+    with transaction.atomic():
+        task = _locked_task(task_id)
+        _require_open(task, "update users of")
+        if user_id not in task.get_assigned_user_ids():
+            raise errors.InvalidInput(f"User {user_id} is not assigned to task {task_id}")
+        task.users = [
+            {**entry, "status": new_status} if entry["userID"] == user_id else entry for entry in task.users
+        ]
+        update_fields = ["users", "updated_at"]
+        if new_status == Task.UserStatus.IN_PROGRESS and task.status == Task.Status.PENDING:
+            task.status = Task.Status.IN_PROGRESS
+            update_fields.append("status")
+        task.save(update_fields=update_fields)
+    logger.info("Task %s: user %s is now %s", task_id, user_id, new_status)
+    return task
+
+
+def _complete_locked(task: Task) -> Task:
+    task.status = Task.Status.COMPLETED
+    task.save(update_fields=["status", "updated_at"])
+    if task.workflow.end_logic == Workflows.EndLogic.NOTIFICATION:
+        payload = notification_payload(task=task)
+        transaction.on_commit(lambda: _send_notification(payload))
+    logger.info("Task %s completed (ticket %s)", task.task_id, task.ticket.ticket_number)
+    return task
+
+
+def task_complete(*, task_id: int) -> Task:
+    """Complete an open task; with end_logic 'notification', enqueue the notification after commit."""
+    with transaction.atomic():
+        task = _locked_task(task_id)
+        _require_open(task, "complete")
+        return _complete_locked(task)
+
+
+def task_move_to_next_step(*, task_id: int) -> Task:
+    """Advance to the next step by order and assign its role's users; from the last step, complete."""
+    task = Task.objects.select_related("workflow", "current_step").filter(pk=task_id).first()
+    if task is None:
+        raise errors.NotFound(f"Task {task_id} does not exist")
+    _require_open(task, "move")
+    current_order = task.current_step.order if task.current_step else 0
+    next_step = workflow_next_step(workflow=task.workflow, after_order=current_order)
+    user_ids = _step_user_ids(step=next_step) if next_step is not None else []
+
+    with transaction.atomic():
+        locked = _locked_task(task_id)
+        _require_open(locked, "move")
+        if locked.current_step_id != task.current_step_id:
+            raise errors.Conflict(f"Task {task_id} moved to another step meanwhile; retry")
+        if next_step is None:
+            return _complete_locked(locked)
+        locked.current_step = next_step
+        locked.users = apply_round_robin_assignment(
+            user_ids, next_step.role.name, settings.ROUND_ROBIN_MAX_ASSIGNMENTS
+        )
+        locked.save(update_fields=["current_step", "users", "updated_at"])
+    logger.info("Task %s moved to step %s", task_id, next_step.step_id)
+    return locked
+
+
+def notification_payload(*, task: Task) -> dict:
+    """What the notification service receives when a task with end_logic 'notification' completes."""
+    return {
+        "event": "task_completed",
+        "task_id": task.task_id,
+        "ticket_id": task.ticket_id,
+        "ticket_number": task.ticket.ticket_number,
+        "ticket_subject": task.ticket.subject,
+        "workflow_id": task.workflow_id,
+        "workflow_name": task.workflow.name,
+        "users": task.users,
+        "completed_at": _utc_now_iso(),
+    }
+
+
+def _send_notification(payload: dict) -> None:
+    celery_app.send_task(
+        settings.NOTIFICATION_TASK_NAME,
+        args=[payload],
+        queue=settings.NOTIFICATION_TASKS_QUEUE,
+    )
+    logger.info("Completion notification queued for task %s", payload["task_id"])

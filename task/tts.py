@@ -1,0 +1,88 @@
+"""Client for the TTS/identity service's round-robin endpoint."""
+
+import logging
+import threading
+
+import requests
+from django.conf import settings
+from requests.adapters import HTTPAdapter
+
+from workflow_api.errors import DependencyUnavailable
+
+logger = logging.getLogger(__name__)
+
+ROUND_ROBIN_PATH = "/api/v1/tts/round-robin/"
+
+_local = threading.local()
+
+
+class TTSUnavailable(DependencyUnavailable):
+    """TTS could not be reached or answered 5xx: worth retrying later."""
+
+    code = "tts_unavailable"
+
+
+class TTSBadResponse(DependencyUnavailable):
+    """TTS answered, but not with a list of user ids: retrying will not help."""
+
+    code = "tts_bad_response"
+
+
+def _session() -> requests.Session:
+    # One pooled session per thread: keeps the TCP connection to TTS alive
+    # across tickets without sharing a Session between threads.
+    session = getattr(_local, "session", None)
+    if session is None:
+        session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=4, max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        _local.session = session
+    return session
+
+
+def _parse_user_ids(body: object, role_name: str) -> list[int]:
+    if not isinstance(body, list):
+        raise TTSBadResponse(f"expected a list of user ids for role {role_name!r}, got {type(body).__name__}")
+    if len(body) > settings.TTS_MAX_USERS:
+        raise TTSBadResponse(
+            f"role {role_name!r}: {len(body)} user ids exceeds the limit of {settings.TTS_MAX_USERS}"
+        )
+    for item in body:
+        # bool is an int subclass; True is not a user id.
+        if isinstance(item, bool) or not isinstance(item, int) or item <= 0:
+            raise TTSBadResponse(f"role {role_name!r}: {item!r} is not a user id")
+    # Keep TTS's order (it defines the rotation) but drop repeats.
+    return list(dict.fromkeys(body))
+
+
+def get_role_user_ids(role_name: str) -> list[int]:
+    """User ids TTS lists for a role; raises TTSUnavailable (retryable) or TTSBadResponse (final)."""
+    url = f"{settings.TTS_SERVICE_URL}{ROUND_ROBIN_PATH}"
+    try:
+        response = _session().get(
+            url,
+            params={"role_name": role_name},
+            timeout=(settings.TTS_CONNECT_TIMEOUT, settings.TTS_READ_TIMEOUT),
+            headers={"Accept": "application/json"},
+        )
+    except requests.RequestException as exc:
+        raise TTSUnavailable(f"TTS unreachable for role {role_name!r}: {exc.__class__.__name__}") from exc
+    if response.status_code >= 500 or response.status_code == 429:
+        raise TTSUnavailable(f"TTS answered {response.status_code} for role {role_name!r}")
+    if response.status_code != 200:
+        raise TTSBadResponse(f"TTS answered {response.status_code} for role {role_name!r}")
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise TTSBadResponse(f"TTS answered non-JSON for role {role_name!r}") from exc
+    return _parse_user_ids(body, role_name)
+
+
+def fetch_users_for_role(role_name: str) -> list[int]:
+    """The spec's helper: the role's user ids, or an empty list (error logged) when TTS fails."""
+    try:
+        return get_role_user_ids(role_name)
+    except DependencyUnavailable as exc:
+        logger.error("fetch_users_for_role failed: %s", exc.message)
+        return []

@@ -1,0 +1,57 @@
+from django.db import models
+
+
+class WorkflowTicket(models.Model):
+    """A ticket as received from a producer service, with its allocation outcome."""
+
+    class AllocationError(models.TextChoices):
+        NONE = "", "None"
+        NO_WORKFLOW = "no_workflow", "No matching workflow"
+        NO_STEPS = "no_steps", "Workflow has no steps"
+        NO_USERS = "no_users", "No users for role"
+        TTS_UNAVAILABLE = "tts_unavailable", "TTS service unavailable"
+        TTS_BAD_RESPONSE = "tts_bad_response", "TTS service answered malformed data"
+
+    # Failures that may heal by themselves; the sweeper retries only these.
+    TRANSIENT_ERRORS = (AllocationError.TTS_UNAVAILABLE,)
+
+    ticket_number = models.CharField(max_length=64, unique=True)
+    original_ticket_id = models.BigIntegerField(null=True, blank=True)
+    subject = models.CharField(max_length=255)
+    description = models.TextField(blank=True)
+    department = models.CharField(max_length=150, blank=True)
+    category = models.CharField(max_length=150, blank=True)
+    sub_category = models.CharField(max_length=150, blank=True)
+    priority = models.CharField(max_length=50, blank=True)
+    status = models.CharField(max_length=50, blank=True)
+    ticket_data = models.JSONField(default=dict)
+
+    is_task_allocated = models.BooleanField(default=False)
+    allocation_error = models.CharField(
+        max_length=32, choices=AllocationError.choices, default=AllocationError.NONE, blank=True
+    )
+    allocation_error_detail = models.TextField(blank=True)
+    allocation_attempts = models.PositiveIntegerField(default=0)
+    last_allocation_attempt_at = models.DateTimeField(null=True, blank=True)
+
+    fetched_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "ticket"
+        verbose_name_plural = "tickets"
+        indexes = [
+            models.Index(fields=["is_task_allocated", "allocation_error"], name="ticket_pending_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.ticket_number}: {self.subject}"
+
+    @property
+    def allocation_failure_reason(self) -> str:
+        if self.is_task_allocated or not self.allocation_error:
+            return ""
+        label = self.AllocationError(self.allocation_error).label
+        return f"{label}: {self.allocation_error_detail}" if self.allocation_error_detail else label

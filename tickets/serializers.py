@@ -1,0 +1,138 @@
+import math
+from collections.abc import Mapping
+
+from rest_framework import serializers
+
+from tickets.models import WorkflowTicket
+
+# Producers name some fields differently from the spec; both spellings are accepted.
+PAYLOAD_ALIASES = {
+    "ticket_number": "ticket_id",
+    "original_ticket_id": "id",
+    "sub_category": "subcategory",
+}
+MAX_PAYLOAD_NODES = 10_000
+BIGINT_MAX = 2**63 - 1
+
+
+class StrictCharField(serializers.CharField):
+    """A string field that refuses numbers and booleans instead of converting them."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """An integer field that refuses strings, floats and booleans."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+def _optional_text(max_length: int | None = None) -> StrictCharField:
+    return StrictCharField(
+        required=False, allow_blank=True, allow_null=True, max_length=max_length, default=""
+    )
+
+
+def _json_storage_problem(payload: object) -> str | None:
+    """Why the payload cannot be stored as JSON in PostgreSQL, or None."""
+    stack = [payload]
+    nodes = 0
+    while stack:
+        node = stack.pop()
+        nodes += 1
+        if nodes > MAX_PAYLOAD_NODES:
+            return f"payload has more than {MAX_PAYLOAD_NODES} values"
+        if isinstance(node, Mapping):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list | tuple):
+            stack.extend(node)
+        elif isinstance(node, str):
+            if "\x00" in node:
+                return "payload contains a NUL character"
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError:
+                return "payload contains text that is not valid Unicode"
+        elif isinstance(node, float) and not math.isfinite(node):
+            return "payload contains a non-finite number"
+    return None
+
+
+class TicketPayloadSerializer(serializers.Serializer):
+    """Validates a ticket message from a producer: the spec's field names or the upstream ticket shape."""
+
+    ticket_number = StrictCharField(max_length=64)
+    original_ticket_id = StrictIntegerField(
+        required=False, allow_null=True, min_value=-BIGINT_MAX, max_value=BIGINT_MAX
+    )
+    subject = StrictCharField(max_length=255)
+    description = _optional_text()
+    department = _optional_text(150)
+    category = _optional_text(150)
+    sub_category = _optional_text(150)
+    priority = _optional_text(50)
+    status = _optional_text(50)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, Mapping):
+            raise serializers.ValidationError(
+                {"non_field_errors": [f"Expected a JSON object, got {type(data).__name__}."]}
+            )
+        problem = _json_storage_problem(data)
+        if problem:
+            raise serializers.ValidationError({"non_field_errors": [problem]})
+        normalized = dict(data)
+        used_aliases = {}
+        for field, alias in PAYLOAD_ALIASES.items():
+            if field not in normalized and alias in normalized:
+                normalized[field] = normalized[alias]
+                used_aliases[field] = alias
+        try:
+            validated = super().to_internal_value(normalized)
+        except serializers.ValidationError as exc:
+            # Report errors under the key the producer actually sent.
+            raise serializers.ValidationError(
+                {used_aliases.get(key, key): value for key, value in exc.detail.items()}
+            ) from exc
+        # null means "not given" for the optional text fields.
+        return {
+            key: ("" if value is None and key != "original_ticket_id" else value)
+            for key, value in validated.items()
+        }
+
+
+class WorkflowTicketSerializer(serializers.ModelSerializer):
+    allocation_failure_reason = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = WorkflowTicket
+        fields = [
+            "id",
+            "ticket_number",
+            "original_ticket_id",
+            "subject",
+            "description",
+            "department",
+            "category",
+            "sub_category",
+            "priority",
+            "status",
+            "ticket_data",
+            "is_task_allocated",
+            "allocation_error",
+            "allocation_error_detail",
+            "allocation_failure_reason",
+            "allocation_attempts",
+            "last_allocation_attempt_at",
+            "fetched_at",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields

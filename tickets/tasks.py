@@ -1,0 +1,114 @@
+"""Celery entry points: a ticket arrives, is stored, and gets its task.
+
+Producers enqueue `tickets.tasks.receive_ticket(ticket_data)`. Follow the
+calls from here: tickets.services.ticket_receive stores the ticket, then
+task.services.task_create_for_ticket finds the workflow, asks TTS for the
+role's users and creates the task.
+"""
+
+import logging
+
+from celery import shared_task
+from celery.utils.time import get_exponential_backoff_interval
+from django.conf import settings
+from django.db import OperationalError
+
+from task import services as task_services
+from task import tts
+from task.services import apply_round_robin_assignment  # noqa: F401  (spec helper name)
+from task.tts import fetch_users_for_role  # noqa: F401  (spec helper name)
+from tickets import services
+from tickets.models import WorkflowTicket
+from workflow.selectors import find_matching_workflow  # noqa: F401  (spec helper name)
+from workflow_api import errors
+
+logger = logging.getLogger(__name__)
+
+AllocationError = WorkflowTicket.AllocationError
+
+
+def _backoff(retries: int) -> int:
+    return get_exponential_backoff_interval(
+        factor=2, retries=retries, maximum=settings.ALLOCATION_RETRY_BACKOFF_MAX, full_jitter=True
+    )
+
+
+@shared_task(
+    name="tickets.tasks.receive_ticket",
+    bind=True,
+    autoretry_for=(OperationalError,),
+    max_retries=5,
+    retry_backoff=True,
+    retry_backoff_max=60,
+)
+def receive_ticket(self, ticket_data: object) -> dict:
+    """Store a producer's ticket; a new ticket gets its task after the commit."""
+    try:
+        ticket, action = services.ticket_receive(payload=ticket_data)
+    except services.TicketInvalid as exc:
+        number = ticket_data.get("ticket_id") if isinstance(ticket_data, dict) else None
+        logger.warning("Rejected ticket message (ticket number %r): %s", number, exc.errors)
+        return {"status": "error", "errors": exc.errors}
+    if action == services.CREATED:
+        create_task_for_ticket.delay_on_commit(ticket.pk)
+    logger.info("Ticket %s %s (id %s)", ticket.ticket_number, action, ticket.pk)
+    return {
+        "status": "success",
+        "ticket_id": ticket.pk,
+        "ticket_number": ticket.ticket_number,
+        "action": action,
+    }
+
+
+@shared_task(name="tickets.tasks.create_task_for_ticket", bind=True)
+def create_task_for_ticket(self, ticket_id: int) -> dict:
+    """Give a ticket its task. Idempotent; retries only while TTS or the database is unreachable."""
+    try:
+        task, created = task_services.task_create_for_ticket(ticket_id=ticket_id)
+    except errors.NotFound as exc:
+        logger.warning("create_task_for_ticket: %s", exc.message)
+        return {"status": "error", "error": exc.code, "message": exc.message, "ticket_id": ticket_id}
+    except task_services.AllocationFailed as exc:
+        return _final_failure(ticket_id, exc.reason, exc.message)
+    except tts.TTSBadResponse as exc:
+        return _final_failure(ticket_id, AllocationError.TTS_BAD_RESPONSE, exc.message)
+    except (tts.TTSUnavailable, OperationalError) as exc:
+        message = getattr(exc, "message", None) or f"database unavailable: {exc}"
+        max_retries = settings.ALLOCATION_MAX_RETRIES
+        if self.request.retries < max_retries:
+            countdown = _backoff(self.request.retries)
+            logger.warning(
+                "Ticket %s: %s; retry %s/%s in %ss",
+                ticket_id,
+                message,
+                self.request.retries + 1,
+                max_retries,
+                countdown,
+            )
+            raise self.retry(exc=exc, countdown=countdown, max_retries=max_retries) from exc
+        return _final_failure(
+            ticket_id, AllocationError.TTS_UNAVAILABLE, f"{message} (gave up after {max_retries} retries)"
+        )
+    return {
+        "status": "success",
+        "ticket_id": ticket_id,
+        "task_id": task.task_id,
+        "action": "created" if created else "existing",
+    }
+
+
+def _final_failure(ticket_id: int, reason: WorkflowTicket.AllocationError, message: str) -> dict:
+    services.ticket_record_allocation_failure(ticket_id=ticket_id, reason=reason, detail=message)
+    logger.error("Ticket %s not allocated (%s): %s", ticket_id, reason.value, message)
+    return {"status": "error", "error": reason.value, "message": message, "ticket_id": ticket_id}
+
+
+@shared_task(name="tickets.tasks.allocate_pending_tickets")
+def allocate_pending_tickets() -> dict:
+    """Periodic sweep: re-enqueue tickets whose allocation failed transiently or never ran."""
+    ticket_ids = services.ticket_ids_pending_allocation()
+    for ticket_id in ticket_ids:
+        create_task_for_ticket.delay(ticket_id)
+    if ticket_ids:
+        logger.info("Re-enqueued allocation for %s ticket(s): %s", len(ticket_ids), ticket_ids)
+    return {"status": "success", "enqueued": len(ticket_ids)}

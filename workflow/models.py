@@ -1,0 +1,78 @@
+from django.db import models
+
+
+class Roles(models.Model):
+    role_id = models.AutoField(primary_key=True)
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "role"
+        verbose_name_plural = "roles"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Workflows(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        DEPLOYED = "deployed", "Deployed"
+        PAUSED = "paused", "Paused"
+
+    class EndLogic(models.TextChoices):
+        NONE = "", "None"
+        NOTIFICATION = "notification", "Notification"
+
+    workflow_id = models.AutoField(primary_key=True)
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    department = models.CharField(max_length=150)
+    category = models.CharField(max_length=150)
+    sub_category = models.CharField(max_length=150, blank=True)
+    is_published = models.BooleanField(default=False)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
+    end_logic = models.CharField(max_length=20, choices=EndLogic.choices, default=EndLogic.NONE, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["workflow_id"]
+        verbose_name = "workflow"
+        verbose_name_plural = "workflows"
+        indexes = [
+            models.Index(
+                fields=["department", "category", "sub_category"],
+                name="workflow_match_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    # "A deployed workflow has steps" is checked where the steps being
+    # submitted are visible: the admin's inline formset and the API serializer.
+
+
+class Steps(models.Model):
+    step_id = models.AutoField(primary_key=True)
+    workflow = models.ForeignKey(Workflows, on_delete=models.CASCADE, related_name="steps")
+    role = models.ForeignKey(Roles, on_delete=models.PROTECT, related_name="steps")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    instruction = models.TextField(blank=True)
+    order = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["workflow_id", "order"]
+        verbose_name = "step"
+        verbose_name_plural = "steps"
+        constraints = [
+            models.UniqueConstraint(fields=["workflow", "order"], name="unique_step_order_per_workflow"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow.name} #{self.order}: {self.name}"

@@ -1,0 +1,28 @@
+"""The one place where domain errors become HTTP responses."""
+
+import logging
+
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from workflow_api import errors
+
+logger = logging.getLogger(__name__)
+
+_STATUS_BY_ERROR = {
+    errors.NotFound: status.HTTP_404_NOT_FOUND,
+    errors.InvalidTransition: status.HTTP_409_CONFLICT,
+    errors.Conflict: status.HTTP_409_CONFLICT,
+    errors.DependencyUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
+}
+
+
+def exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, errors.DomainError):
+        http_status = next(
+            (code for cls, code in _STATUS_BY_ERROR.items() if isinstance(exc, cls)),
+            status.HTTP_400_BAD_REQUEST,
+        )
+        return Response({"detail": exc.message, "code": exc.code}, status=http_status)
+    return drf_exception_handler(exc, context)
