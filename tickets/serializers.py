@@ -5,11 +5,13 @@ from rest_framework import serializers
 
 from tickets.models import WorkflowTicket
 
-# Producers name some fields differently from the spec; both spellings are accepted.
-PAYLOAD_ALIASES = {
-    "ticket_number": "ticket_id",
-    "original_ticket_id": "id",
-    "sub_category": "subcategory",
+# Where each field is read from, first key present wins. The upstream ticket
+# service sends its row id as `id` (its own `original_ticket_id` means the
+# ticket a reopened one came from), its number as `ticket_id`, and `subcategory`.
+PAYLOAD_SOURCES = {
+    "ticket_number": ("ticket_number", "ticket_id"),
+    "original_ticket_id": ("id", "original_ticket_id"),
+    "sub_category": ("sub_category", "subcategory"),
 }
 MAX_PAYLOAD_NODES = 10_000
 BIGINT_MAX = 2**63 - 1
@@ -89,17 +91,18 @@ class TicketPayloadSerializer(serializers.Serializer):
         if problem:
             raise serializers.ValidationError({"non_field_errors": [problem]})
         normalized = dict(data)
-        used_aliases = {}
-        for field, alias in PAYLOAD_ALIASES.items():
-            if field not in normalized and alias in normalized:
-                normalized[field] = normalized[alias]
-                used_aliases[field] = alias
+        used_keys = {}
+        for field, keys in PAYLOAD_SOURCES.items():
+            key = next((key for key in keys if key in data), None)
+            if key is not None:
+                normalized[field] = data[key]
+                used_keys[field] = key
         try:
             validated = super().to_internal_value(normalized)
         except serializers.ValidationError as exc:
             # Report errors under the key the producer actually sent.
             raise serializers.ValidationError(
-                {used_aliases.get(key, key): value for key, value in exc.detail.items()}
+                {used_keys.get(key, key): value for key, value in exc.detail.items()}
             ) from exc
         # null means "not given" for the optional text fields.
         return {
