@@ -116,4 +116,9 @@ def api_client(db):
     """A REST client with the rights of a staff member (administrator)."""
     from rest_framework.test import APIClient
 
-    return APIClient()
+    from workflow_api.authentication import mint_token
+
+    client = APIClient()
+    # A real token through the real authentication, as the frontend sends it.
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {mint_token(user_id=1, is_staff=True)}")
+    return client

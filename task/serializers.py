@@ -1,6 +1,23 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from task.models import Task
+
+
+class AssignedUserSerializer(serializers.Serializer):
+    """One entry of a task's `users` list (the spec's assignment object); documents the shape only."""
+
+    userID = serializers.IntegerField()  # noqa: N815  (payload key from the spec)
+    status = serializers.ChoiceField(choices=Task.UserStatus.choices)
+    assigned_on = serializers.CharField()
+    role = serializers.CharField(allow_blank=True)
+    username = serializers.CharField(required=False)
+    email = serializers.CharField(required=False)
+
+
+@extend_schema_field(AssignedUserSerializer(many=True))
+class AssignmentsField(serializers.JSONField):
+    """The stored JSON list, returned as is; the schema shows its entries' shape."""
 
 
 class TaskSerializer(serializers.ModelSerializer):
@@ -15,6 +32,7 @@ class TaskSerializer(serializers.ModelSerializer):
     current_step_role = serializers.CharField(
         source="current_step.role.name", read_only=True, allow_null=True, default=None
     )
+    users = AssignmentsField(read_only=True)
     assigned_users_count = serializers.SerializerMethodField()
 
     class Meta:
@@ -56,3 +74,22 @@ class UserStatusUpdateSerializer(serializers.Serializer):
 
 class CreateTaskForTicketSerializer(serializers.Serializer):
     ticket_id = serializers.IntegerField(min_value=1)
+
+
+class WorkflowStatisticsSerializer(serializers.Serializer):
+    workflow_id = serializers.IntegerField()
+    workflow_name = serializers.CharField()
+    total = serializers.IntegerField()
+    by_status = serializers.DictField(
+        child=serializers.IntegerField(), help_text="Task count per task status."
+    )
+
+
+class TaskStatisticsSerializer(serializers.Serializer):
+    """The shape of `task.selectors.task_statistics()`."""
+
+    total_tasks = serializers.IntegerField()
+    by_status = serializers.DictField(
+        child=serializers.IntegerField(), help_text="Task count per task status."
+    )
+    by_workflow = WorkflowStatisticsSerializer(many=True)

@@ -1,8 +1,10 @@
 import django_filters
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import viewsets
 
 from tickets.models import WorkflowTicket
 from tickets.serializers import WorkflowTicketSerializer
+from workflow_api.permissions import IsStaff
 
 
 class TicketFilter(django_filters.FilterSet):
@@ -11,9 +13,18 @@ class TicketFilter(django_filters.FilterSet):
         fields = ["is_task_allocated", "allocation_error", "department", "category", "ticket_number"]
 
 
+@extend_schema_view(
+    list=extend_schema(summary="List received tickets with their allocation outcome (staff)"),
+    retrieve=extend_schema(summary="Read one received ticket (staff)"),
+)
 class WorkflowTicketViewSet(viewsets.ReadOnlyModelViewSet):
-    """Tickets as received from producers, with their allocation outcome. Read-only."""
+    """Tickets as received from producers, with their allocation outcome. Read-only.
+
+    Staff only: `ticket_data` is the producer's full message, with the
+    requester's personal data; assignees see the subject through their tasks.
+    """
 
     queryset = WorkflowTicket.objects.all()
     serializer_class = WorkflowTicketSerializer
     filterset_class = TicketFilter
+    permission_classes = [IsStaff]

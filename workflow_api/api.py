@@ -2,6 +2,7 @@
 
 import logging
 
+from django.db.models import ProtectedError, RestrictedError
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -25,4 +26,10 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
             status.HTTP_400_BAD_REQUEST,
         )
         return Response({"detail": exc.message, "code": exc.code}, status=http_status)
+    if isinstance(exc, ProtectedError | RestrictedError):
+        # Deleting configuration that tasks or steps still use: the caller must detach it first.
+        return Response(
+            {"detail": "This object is still in use and cannot be deleted.", "code": "protected"},
+            status=status.HTTP_409_CONFLICT,
+        )
     return drf_exception_handler(exc, context)
