@@ -1,0 +1,258 @@
+#!/usr/bin/env python
+"""Demonstrates the ticket-to-task pipeline end to end: `make demo` (or `python test_workflow.py`).
+
+The six steps of the specification, against real HTTP on both sides:
+  1. roles and workflows are configured,
+  2. tickets are received through the Celery task `receive_ticket`,
+  3. tasks are created automatically, with users from the TTS round-robin endpoint,
+  4. a task is created by hand through the REST API,
+  5. a task is driven through the REST API (assign, status, next step, complete),
+  6. the statistics endpoint reports the result.
+
+TTS: when TTS_SERVICE_URL is unset, the project's fake TTS (fake_tts/) is
+started on a free local port. The REST API is served from this process on a
+free local port and called with a staff token. With DJANGO_CELERY_BROKER_URL
+set, a worker must be running (`make worker`): the demo then waits for it.
+Exits non-zero if any step fails.
+"""
+
+import json
+import logging
+import os
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+BASE_DIR = Path(__file__).resolve().parent
+UPSTREAM_EXAMPLE = BASE_DIR / "tickets" / "tests" / "data" / "upstream_ticket.json"
+WAIT_SECONDS = 30.0
+
+logger = logging.getLogger("demo")
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args) -> None:
+        logger.debug(format, *args)
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class Report:
+    """Collects checks per step and prints them as they happen."""
+
+    def __init__(self) -> None:
+        self.failures = 0
+        self.checks = 0
+
+    def step(self, number: int, title: str) -> None:
+        sys.stdout.write(f"\n[{number}/6] {title}\n")
+
+    def info(self, text: str) -> None:
+        sys.stdout.write(f"      {text}\n")
+
+    def check(self, ok: bool, text: str) -> bool:
+        self.checks += 1
+        if not ok:
+            self.failures += 1
+        sys.stdout.write(f"  {'PASS' if ok else 'FAIL'}  {text}\n")
+        return ok
+
+
+def _wait_for(condition: Callable[[], object], timeout: float = WAIT_SECONDS) -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.1)
+
+
+def _start_fake_tts() -> str:
+    from fake_tts.server import start_in_thread
+
+    _server, url = start_in_thread()
+    return url
+
+
+def main() -> int:
+    logging.basicConfig(level=os.environ.get("DEMO_LOG_LEVEL", "WARNING"))
+    fake_tts_url = None
+    if not os.environ.get("TTS_SERVICE_URL"):
+        fake_tts_url = _start_fake_tts()
+        os.environ["TTS_SERVICE_URL"] = fake_tts_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workflow_api.settings")
+    # The report goes to stdout; keep the service's own logs to errors unless asked.
+    os.environ.setdefault("DJANGO_LOG_LEVEL", "ERROR")
+
+    import django
+
+    django.setup()
+
+    import requests
+    from django.conf import settings
+    from django.core.wsgi import get_wsgi_application
+
+    from task.models import Task
+    from tickets import tasks
+    from tickets.models import WorkflowTicket
+    from workflow.models import Roles, Steps, Workflows
+    from workflow_api.authentication import mint_token
+
+    report = Report()
+    run = uuid.uuid4().hex[:8].upper()
+    eager = settings.CELERY_TASK_ALWAYS_EAGER
+
+    sys.stdout.write("workflow_api demo\n")
+    sys.stdout.write(f"  database: {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}\n")
+    sys.stdout.write(f"  celery:   {'in-process (no broker configured)' if eager else 'broker + worker'}\n")
+    tts_origin = "fake TTS started by the demo" if fake_tts_url else "TTS_SERVICE_URL"
+    sys.stdout.write(f"  TTS:      {settings.TTS_SERVICE_URL} ({tts_origin})\n")
+
+    httpd = make_server("127.0.0.1", 0, get_wsgi_application(), _ThreadingWSGIServer, _QuietHandler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    api = f"http://127.0.0.1:{httpd.server_address[1]}"
+    http = requests.Session()
+    http.headers["Authorization"] = f"Bearer {mint_token(user_id=1, is_staff=True)}"
+    sys.stdout.write(f"  REST API: {api} (staff token)\n")
+
+    # 1. Roles and workflows -------------------------------------------------
+    report.step(1, "Create roles and workflows")
+    technician, _ = Roles.objects.get_or_create(
+        name="IT Support Technician", defaults={"description": "First-line IT support"}
+    )
+    manager, _ = Roles.objects.get_or_create(name="Manager", defaults={"description": "Approves work"})
+    specific = _workflow(
+        Workflows, Steps, "Demo: VPN and remote access", "Technical Assistance", [technician, manager]
+    )
+    generic = _workflow(Workflows, Steps, "Demo: general IT support", "", [technician])
+    report.check(specific.steps.count() == 2, f"workflow {specific.name!r} deployed with 2 steps")
+    report.check(generic.steps.count() == 1, f"workflow {generic.name!r} deployed with 1 step (fallback)")
+
+    # 2. Ticket reception ----------------------------------------------------
+    report.step(2, "Receive tickets through the Celery task receive_ticket")
+    upstream = json.loads(UPSTREAM_EXAMPLE.read_text())
+    upstream["ticket_id"] = f"TX-DEMO-{run}-1"
+    other = dict(upstream, ticket_id=f"TX-DEMO-{run}-2", subcategory="Printer", subject="Printer jams")
+    bad = {"ticket_id": f"TX-DEMO-{run}-3", "subject": ["not", "a", "string"]}
+    for payload in (upstream, other):
+        result = tasks.receive_ticket.delay(payload)
+        if eager:
+            outcome = result.get()
+            report.check(
+                outcome["action"] == "created",
+                f"{payload['ticket_id']}: {outcome['status']}, {outcome['action']}",
+            )
+    rejected = tasks.receive_ticket.apply(args=[bad]).get()
+    report.check(
+        rejected["status"] == "error" and "subject" in rejected["errors"],
+        f"malformed message rejected: {rejected['errors']}",
+    )
+    report.check(
+        not WorkflowTicket.objects.filter(ticket_number=bad["ticket_id"]).exists(),
+        "malformed message left no ticket behind",
+    )
+
+    # 3. Automatic task creation --------------------------------------------
+    report.step(3, "Tasks created automatically (workflow match, first step, TTS round-robin)")
+    first = _wait_for(lambda: Task.objects.filter(ticket__ticket_number=upstream["ticket_id"]).first())
+    second = _wait_for(lambda: Task.objects.filter(ticket__ticket_number=other["ticket_id"]).first())
+    if report.check(first is not None, f"{upstream['ticket_id']} got a task"):
+        report.check(first.workflow_id == specific.pk, f"exact match: {first.workflow.name!r}")
+        report.info(f"step {first.current_step.name!r}, users {first.get_assigned_user_ids()}")
+        report.info(json.dumps(first.users[0]))
+    if report.check(second is not None, f"{other['ticket_id']} got a task"):
+        report.check(second.workflow_id == generic.pk, f"fallback to department + category: {generic.name!r}")
+    allocated = WorkflowTicket.objects.filter(
+        ticket_number__in=[upstream["ticket_id"], other["ticket_id"]], is_task_allocated=True
+    ).count()
+    report.check(allocated == 2, "both tickets marked is_task_allocated")
+
+    # 4. Manual creation -----------------------------------------------------
+    report.step(4, "Create a task by hand through the REST API")
+    # A department of its own per run, so that it has no workflow until we add one.
+    department = f"Facilities {run}"
+    orphan = dict(upstream, ticket_id=f"TX-DEMO-{run}-4", department=department, category="Building")
+    tasks.receive_ticket.delay(orphan)
+    ticket = _wait_for(
+        lambda: (
+            WorkflowTicket.objects.filter(ticket_number=orphan["ticket_id"])
+            .exclude(allocation_error="")
+            .first()
+        )
+    )
+    if report.check(ticket is not None, "ticket with no matching workflow stored, unallocated"):
+        report.info(f"recorded reason: {ticket.allocation_failure_reason}")
+        _workflow(
+            Workflows, Steps, f"Demo: {department}", "", [manager], department=department, category="Building"
+        )
+        response = http.post(f"{api}/tasks/api/tasks/create_task_for_ticket/", json={"ticket_id": ticket.pk})
+        report.check(response.status_code == 201, f"POST create_task_for_ticket -> {response.status_code}")
+        again = http.post(f"{api}/tasks/api/tasks/create_task_for_ticket/", json={"ticket_id": ticket.pk})
+        report.check(
+            again.status_code == 200, f"repeated POST returns the existing task -> {again.status_code}"
+        )
+
+    # 5. Task operations -----------------------------------------------------
+    report.step(5, "Drive a task through the REST API")
+    if first is not None:
+        base = f"{api}/tasks/api/tasks/{first.pk}"
+        steps = [
+            ("assign_user", {"userID": 42, "username": "demo_user", "role": technician.name}, 200),
+            ("assign_user", {"userID": "not a number"}, 400),
+            (
+                "update_user_status",
+                {"user_id": first.get_assigned_user_ids()[0], "status": "in_progress"},
+                200,
+            ),
+            ("move_to_next_step", None, 200),
+            ("complete_task", None, 200),
+            ("complete_task", None, 409),
+        ]
+        for action, body, expected in steps:
+            response = http.post(f"{base}/{action}/", json=body)
+            data = response.json()
+            summary = data.get("status") if response.ok else data
+            report.check(response.status_code == expected, f"{action} -> {response.status_code} ({summary})")
+        final = http.get(f"{base}/").json()
+        report.check(final["status"] == "completed", f"task {first.pk} is {final['status']}")
+        report.check(http.get(f"{api}/tasks/api/tasks/999999999/").status_code == 404, "unknown task -> 404")
+
+    # 6. Statistics ----------------------------------------------------------
+    report.step(6, "Statistics")
+    response = http.get(f"{api}/tasks/api/tasks/workflow_statistics/")
+    if report.check(response.status_code == 200, "GET workflow_statistics -> 200"):
+        stats = response.json()
+        report.info(f"total tasks: {stats['total_tasks']}")
+        report.info("by status: " + ", ".join(f"{k}={v}" for k, v in stats["by_status"].items()))
+        for entry in stats["by_workflow"]:
+            report.info(f"{entry['workflow_name']}: {entry['total']}")
+
+    httpd.shutdown()
+    verdict = "all passed" if not report.failures else f"{report.failures} FAILED"
+    sys.stdout.write(f"\n{report.checks} checks, {verdict}\n")
+    return 1 if report.failures else 0
+
+
+def _workflow(Workflows, Steps, name: str, sub_category: str, roles: list, **fields):  # noqa: N803
+    """Create (or reuse) a deployed demo workflow with one step per role."""
+    defaults = {"department": "IT Department", "category": "IT Support", **fields}
+    workflow, created = Workflows.objects.get_or_create(
+        name=name, defaults={**defaults, "sub_category": sub_category, "description": "Created by the demo"}
+    )
+    if created:
+        for order, role in enumerate(roles, start=1):
+            Steps.objects.create(workflow=workflow, role=role, name=f"{role.name} review", order=order)
+    Workflows.objects.filter(pk=workflow.pk).update(is_published=True, status=Workflows.Status.DEPLOYED)
+    workflow.refresh_from_db()
+    return workflow
+
+
+if __name__ == "__main__":
+    sys.exit(main())
