@@ -11,6 +11,7 @@ class WorkflowTicket(models.Model):
         NO_USERS = "no_users", "No users for role"
         TTS_UNAVAILABLE = "tts_unavailable", "TTS service unavailable"
         TTS_BAD_RESPONSE = "tts_bad_response", "TTS service answered malformed data"
+        ATTEMPTS_EXHAUSTED = "attempts_exhausted", "Gave up after too many attempts"
 
     # Failures that may heal by themselves; the sweeper retries only these.
     TRANSIENT_ERRORS = (AllocationError.TTS_UNAVAILABLE,)

@@ -62,6 +62,24 @@ def ticket_receive(*, payload: object) -> tuple[WorkflowTicket, str]:
     return ticket, UPDATED
 
 
+def ticket_begin_allocation_attempt(*, ticket_id: int) -> int | None:
+    """Count an allocation attempt for an unallocated ticket; returns the count, or None if allocated/missing.
+
+    Committed before the attempt does any work: an attempt whose worker is
+    killed still counts, so a message that kills its worker every time cannot
+    be redelivered forever.
+    """
+    now = timezone.now()
+    counted = WorkflowTicket.objects.filter(pk=ticket_id, is_task_allocated=False).update(
+        allocation_attempts=F("allocation_attempts") + 1,
+        last_allocation_attempt_at=now,
+        updated_at=now,
+    )
+    if not counted:
+        return None
+    return WorkflowTicket.objects.filter(pk=ticket_id).values_list("allocation_attempts", flat=True).first()
+
+
 def ticket_record_allocation_failure(
     *, ticket_id: int, reason: WorkflowTicket.AllocationError, detail: str
 ) -> None:
@@ -69,26 +87,47 @@ def ticket_record_allocation_failure(
     WorkflowTicket.objects.filter(pk=ticket_id, is_task_allocated=False).update(
         allocation_error=reason,
         allocation_error_detail=detail[:2000],
-        allocation_attempts=F("allocation_attempts") + 1,
         last_allocation_attempt_at=timezone.now(),
         updated_at=timezone.now(),
     )
 
 
+def _pending_allocation():
+    stale_before = timezone.now() - timedelta(seconds=settings.ALLOCATION_STALE_SECONDS)
+    # Transient failures, and tickets whose message was lost before or during
+    # its attempt (no outcome recorded). The quiet period keeps the sweeper
+    # from doubling a ticket whose message is still queued or retrying.
+    retryable = Q(allocation_error__in=WorkflowTicket.TRANSIENT_ERRORS) | Q(
+        allocation_error=WorkflowTicket.AllocationError.NONE
+    )
+    quiet = Q(last_allocation_attempt_at__lt=stale_before) | Q(
+        last_allocation_attempt_at__isnull=True, created_at__lt=stale_before
+    )
+    return WorkflowTicket.objects.filter(
+        retryable, quiet, is_task_allocated=False, allocation_attempts__lt=settings.ALLOCATION_MAX_ATTEMPTS
+    )
+
+
 def ticket_ids_pending_allocation(*, limit: int = 500) -> list[int]:
     """Unallocated tickets worth another try: transient failures under the attempt cap, and lost messages."""
-    stale_before = timezone.now() - timedelta(seconds=settings.ALLOCATION_STALE_SECONDS)
-    transient = Q(
-        allocation_error__in=WorkflowTicket.TRANSIENT_ERRORS,
-        allocation_attempts__lt=settings.ALLOCATION_MAX_ATTEMPTS,
-    )
-    never_ran = Q(allocation_error=WorkflowTicket.AllocationError.NONE, created_at__lt=stale_before)
-    return list(
-        WorkflowTicket.objects.filter(is_task_allocated=False)
-        .filter(transient | never_ran)
-        .order_by("created_at")
-        .values_list("pk", flat=True)[:limit]
-    )
+    return list(_pending_allocation().order_by("created_at").values_list("pk", flat=True)[:limit])
+
+
+def ticket_claim_pending_allocation(*, limit: int = 500) -> list[int]:
+    """Like ticket_ids_pending_allocation, but stamps the tickets so the next sweep leaves them alone.
+
+    Two sweepers running at once (two beat processes by mistake) split the
+    tickets between them instead of enqueuing each twice.
+    """
+    with transaction.atomic():
+        ids = list(
+            _pending_allocation()
+            .order_by("created_at")
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)[:limit]
+        )
+        WorkflowTicket.objects.filter(pk__in=ids).update(last_allocation_attempt_at=timezone.now())
+    return ids
 
 
 def ticket_reset_allocation(*, ticket_ids: list[int]) -> list[int]:

@@ -9,6 +9,7 @@ role's users and creates the task.
 import logging
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
 from django.db import OperationalError
@@ -39,7 +40,8 @@ def _backoff(retries: int) -> int:
     autoretry_for=(OperationalError,),
     max_retries=5,
     retry_backoff=True,
-    retry_backoff_max=60,
+    # Never longer than the allocation backoff: the broker's visibility timeout is sized for that.
+    retry_backoff_max=min(60, settings.ALLOCATION_RETRY_BACKOFF_MAX),
 )
 def receive_ticket(self, ticket_data: object) -> dict:
     """Store a producer's ticket; a new ticket gets its task after the commit."""
@@ -49,7 +51,10 @@ def receive_ticket(self, ticket_data: object) -> dict:
         number = ticket_data.get("ticket_id") if isinstance(ticket_data, dict) else None
         logger.warning("Rejected ticket message (ticket number %r): %s", number, exc.errors)
         return {"status": "error", "errors": exc.errors}
-    if action == services.CREATED:
+    # A redelivered message for a ticket whose allocation never started
+    # enqueues it again: the first delivery may have died between its commit
+    # and the enqueue. A duplicate allocation message is harmless.
+    if action == services.CREATED or (not ticket.is_task_allocated and ticket.allocation_attempts == 0):
         create_task_for_ticket.delay_on_commit(ticket.pk)
     logger.info("Ticket %s %s (id %s)", ticket.ticket_number, action, ticket.pk)
     return {
@@ -63,6 +68,13 @@ def receive_ticket(self, ticket_data: object) -> dict:
 @shared_task(name="tickets.tasks.create_task_for_ticket", bind=True)
 def create_task_for_ticket(self, ticket_id: int) -> dict:
     """Give a ticket its task. Idempotent; retries only while TTS or the database is unreachable."""
+    delivery_info = self.request.delivery_info or {}
+    # Celery retries belong to the attempt that scheduled them; a fresh
+    # message or a redelivery after a lost worker starts a new one.
+    if self.request.retries == 0 or delivery_info.get("redelivered"):
+        attempt = services.ticket_begin_allocation_attempt(ticket_id=ticket_id)
+        if attempt is not None and attempt > settings.ALLOCATION_MAX_ATTEMPTS:
+            return _give_up(ticket_id, attempt - 1)
     try:
         task, created = task_services.task_create_for_ticket(ticket_id=ticket_id)
     except errors.NotFound as exc:
@@ -72,8 +84,8 @@ def create_task_for_ticket(self, ticket_id: int) -> dict:
         return _final_failure(ticket_id, exc.reason, exc.message)
     except tts.TTSBadResponse as exc:
         return _final_failure(ticket_id, AllocationError.TTS_BAD_RESPONSE, exc.message)
-    except (tts.TTSUnavailable, OperationalError) as exc:
-        message = getattr(exc, "message", None) or f"database unavailable: {exc}"
+    except (tts.TTSUnavailable, OperationalError, SoftTimeLimitExceeded) as exc:
+        message = getattr(exc, "message", None) or _transient_message(exc)
         max_retries = settings.ALLOCATION_MAX_RETRIES
         if self.request.retries < max_retries:
             countdown = _backoff(self.request.retries)
@@ -97,6 +109,36 @@ def create_task_for_ticket(self, ticket_id: int) -> dict:
     }
 
 
+def _transient_message(exc: Exception) -> str:
+    if isinstance(exc, SoftTimeLimitExceeded):
+        return "allocation exceeded the soft time limit"
+    return f"database unavailable: {exc}"
+
+
+def _give_up(ticket_id: int, attempts: int) -> dict:
+    reason, detail = (
+        WorkflowTicket.objects.filter(pk=ticket_id)
+        .values_list("allocation_error", "allocation_error_detail")
+        .first()
+    ) or ("", "")
+    if reason == AllocationError.ATTEMPTS_EXHAUSTED:
+        message = detail
+    else:
+        # An attempt whose worker was killed records nothing; say so rather than leave the reason empty.
+        last = detail or "no attempt finished (worker process lost or hard time limit)"
+        message = f"stopped after {attempts} attempts; last: {last}"
+        services.ticket_record_allocation_failure(
+            ticket_id=ticket_id, reason=AllocationError.ATTEMPTS_EXHAUSTED, detail=message
+        )
+    logger.error("Ticket %s not allocated: %s", ticket_id, message)
+    return {
+        "status": "error",
+        "error": AllocationError.ATTEMPTS_EXHAUSTED.value,
+        "message": message,
+        "ticket_id": ticket_id,
+    }
+
+
 def _final_failure(ticket_id: int, reason: WorkflowTicket.AllocationError, message: str) -> dict:
     services.ticket_record_allocation_failure(ticket_id=ticket_id, reason=reason, detail=message)
     logger.error("Ticket %s not allocated (%s): %s", ticket_id, reason.value, message)
@@ -106,7 +148,7 @@ def _final_failure(ticket_id: int, reason: WorkflowTicket.AllocationError, messa
 @shared_task(name="tickets.tasks.allocate_pending_tickets")
 def allocate_pending_tickets() -> dict:
     """Periodic sweep: re-enqueue tickets whose allocation failed transiently or never ran."""
-    ticket_ids = services.ticket_ids_pending_allocation()
+    ticket_ids = services.ticket_claim_pending_allocation()
     for ticket_id in ticket_ids:
         create_task_for_ticket.delay(ticket_id)
     if ticket_ids:

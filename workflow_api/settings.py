@@ -198,11 +198,14 @@ ROUND_ROBIN_MAX_ASSIGNMENTS = env.int("ROUND_ROBIN_MAX_ASSIGNMENTS", default=3)
 # Celery retries of one create_task_for_ticket message when TTS is unreachable.
 ALLOCATION_MAX_RETRIES = env.int("ALLOCATION_MAX_RETRIES", default=5)
 ALLOCATION_RETRY_BACKOFF_MAX = env.int("ALLOCATION_RETRY_BACKOFF_MAX", default=300)
-# Failed allocation runs after which the sweeper stops trying a ticket.
+# Allocation attempts per ticket (a delivered or redelivered message, its
+# Celery retries included) after which the ticket is given up on, with the
+# reason recorded; bounds a message that fails, or kills its worker, every time.
 ALLOCATION_MAX_ATTEMPTS = env.int("ALLOCATION_MAX_ATTEMPTS", default=10)
-# An unallocated ticket with no recorded attempt older than this is considered
-# lost (its message never ran) and is picked up by the sweeper.
-ALLOCATION_STALE_SECONDS = env.int("ALLOCATION_STALE_SECONDS", default=300)
+# The sweeper retries a ticket only once nothing happened to it for this long:
+# its message was lost, or its last attempt failed transiently. Longer than the
+# longest retry delay, so a message still waiting to retry is not doubled.
+ALLOCATION_STALE_SECONDS = env.int("ALLOCATION_STALE_SECONDS", default=600)
 ALLOCATION_SWEEP_INTERVAL = env.float("ALLOCATION_SWEEP_INTERVAL", default=300.0)
 
 # --- Celery -----------------------------------------------------------------
@@ -218,6 +221,46 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=None)
 CELERY_TASK_IGNORE_RESULT = CELERY_RESULT_BACKEND is None
 CELERY_TIMEZONE = TIME_ZONE
+
+# --- Celery reliability: at-least-once delivery (README: "Worker settings") --
+# Acknowledge a message only after its task ran, so a worker that dies mid-task
+# leaves the message to be delivered again; every task is idempotent.
+CELERY_TASK_ACKS_LATE = True
+# A pool process killed mid-task (OOM killer, SIGKILL) requeues its message
+# instead of dropping it as failed.
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# Reserve one message per pool process: a dying worker strands at most that
+# many, and a slow ticket never holds others hostage.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=60)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=90)
+# Redis redelivers a message not acknowledged within this many seconds. It must
+# outlast the longest retry countdown plus a task's run (a retried message
+# waits unacknowledged in a worker until its countdown ends), or healthy
+# messages are delivered twice.
+CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    # Look for expired unacknowledged messages every 10 seconds rather than
+    # kombu's default of every 100.
+    "unacked_restore_interval": 10,
+    "unacked_restore_throttle": 1,
+    "socket_connect_timeout": 5,
+}
+# Reconnect to a restarting broker forever instead of exiting after 100 tries.
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# Let a running task finish when the broker connection drops: its database
+# work is kept, and an idempotent redelivery of it is harmless.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+
+if CELERY_TASK_SOFT_TIME_LIMIT >= CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured("CELERY_TASK_SOFT_TIME_LIMIT must be below CELERY_TASK_TIME_LIMIT.")
+if CELERY_VISIBILITY_TIMEOUT <= ALLOCATION_RETRY_BACKOFF_MAX + CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        "CELERY_VISIBILITY_TIMEOUT must exceed ALLOCATION_RETRY_BACKOFF_MAX + CELERY_TASK_TIME_LIMIT "
+        "(the longest retry countdown plus a task's run), or messages are delivered twice."
+    )
 
 TICKET_TASKS_QUEUE = env.str("TICKET_TASKS_QUEUE", default="TICKET_TASKS_PRODUCTION")
 WORKFLOW_TASKS_QUEUE = env.str("WORKFLOW_TASKS_QUEUE", default="workflow_api")
