@@ -1,0 +1,91 @@
+"""How the service is wired: Celery task names, queues, and settings from the environment."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from django.conf import settings
+
+from workflow_api.celery import app as celery_app
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+SETTINGS_PROBE = """
+import json, django
+django.setup()
+from django.conf import settings
+from workflow_api.celery import app
+print(json.dumps({
+    "engine": settings.DATABASES["default"]["ENGINE"],
+    "debug": settings.DEBUG,
+    "eager": app.conf.task_always_eager,
+    "broker": app.conf.broker_url,
+    "tts": settings.TTS_SERVICE_URL,
+}))
+"""
+
+
+def _settings_with_env(env: dict) -> dict:
+    base = {"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "workflow_api.settings"}
+    completed = subprocess.run(
+        [sys.executable, "-c", SETTINGS_PROBE],
+        cwd=BASE_DIR,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def test_spec_task_names_are_registered():
+    celery_app.loader.import_default_modules()
+
+    assert "tickets.tasks.receive_ticket" in celery_app.tasks
+    assert "tickets.tasks.create_task_for_ticket" in celery_app.tasks
+
+
+def test_receive_ticket_is_routed_to_the_producers_queue():
+    route = celery_app.amqp.router.route({}, "tickets.tasks.receive_ticket", args=[{}], kwargs={})
+
+    assert route["queue"].name == "TICKET_TASKS_PRODUCTION" == settings.TICKET_TASKS_QUEUE
+
+
+def test_a_plain_worker_consumes_the_ticket_queue_and_the_service_queue():
+    consumed = {queue.name for queue in celery_app.conf.task_queues}
+    route = celery_app.amqp.router.route({}, "tickets.tasks.create_task_for_ticket", args=[1], kwargs={})
+
+    assert {"TICKET_TASKS_PRODUCTION", settings.WORKFLOW_TASKS_QUEUE} <= consumed
+    assert route["queue"].name in consumed
+
+
+def test_only_json_is_accepted():
+    assert celery_app.conf.accept_content == ["json"]
+    assert celery_app.conf.task_serializer == "json"
+
+
+def test_without_environment_the_service_runs_on_sqlite_with_in_process_tasks():
+    probed = _settings_with_env({})
+
+    assert probed["engine"] == "django.db.backends.sqlite3"
+    assert probed["eager"] is True
+    assert probed["debug"] is True
+    assert probed["tts"] == "http://localhost:8002"
+
+
+def test_database_and_broker_urls_switch_to_postgresql_and_redis():
+    probed = _settings_with_env(
+        {
+            "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test",
+            "DJANGO_CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
+            "TTS_SERVICE_URL": "http://tts.internal:8002/",
+        }
+    )
+
+    assert probed["engine"] == "django.db.backends.postgresql"
+    assert probed["broker"] == "redis://127.0.0.1:6379/0"
+    assert probed["eager"] is False
+    assert probed["tts"] == "http://tts.internal:8002"
