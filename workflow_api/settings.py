@@ -183,6 +183,8 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
     },
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
+    # Django's own loggers go through the root handler only (no duplicate lines).
+    "loggers": {"django": {"handlers": [], "propagate": True}},
 }
 
 # --- Identity / TTS service -------------------------------------------------
@@ -213,8 +215,9 @@ CELERY_BROKER_URL = env.str("DJANGO_CELERY_BROKER_URL", default="")
 # Without a broker, tasks run in-process: the local demo needs no Redis.
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not CELERY_BROKER_URL)
 if not CELERY_BROKER_URL:
-    CELERY_BROKER_URL = "memory://"
-CELERY_TASK_EAGER_PROPAGATES = True
+    CELERY_BROKER_URL = "memory://localhost/"
+# In-process execution behaves like a worker: retries happen, failures are results.
+CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
