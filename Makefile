@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: demo test lint migrate run worker beat fake-tts clean
+.PHONY: demo test lint migrate run worker beat fake-tts clean bench bench-quick
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { \
@@ -37,6 +37,14 @@ beat: migrate
 
 fake-tts: $(STAMP)
 	$(PY) -m fake_tts --port 8002
+
+# Benchmarks on the local PostgreSQL and Redis (see README, Performance).
+# `timeout` is the outer bound; the harness stops its own processes well before.
+bench: $(STAMP)
+	timeout --kill-after=15 600 $(PY) -m bench.run
+
+bench-quick: $(STAMP)
+	timeout --kill-after=15 150 $(PY) -m bench.run --quick
 
 clean:
 	rm -rf $(VENV) db.sqlite3 .pytest_cache .ruff_cache
