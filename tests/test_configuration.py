@@ -89,3 +89,14 @@ def test_database_and_broker_urls_switch_to_postgresql_and_redis():
     assert probed["broker"] == "redis://127.0.0.1:6379/0"
     assert probed["eager"] is False
     assert probed["tts"] == "http://tts.internal:8002"
+
+
+def test_every_environment_variable_the_settings_read_is_documented_in_env_example():
+    import re
+
+    source = (BASE_DIR / "workflow_api" / "settings.py").read_text()
+    read = set(re.findall(r'env(?:\.\w+)?\(\s*"([A-Z][A-Z0-9_]+)"', source))
+    documented = set(re.findall(r"^([A-Z][A-Z0-9_]+)=", (BASE_DIR / ".env.example").read_text(), re.M))
+
+    assert read, "no environment variable found in settings.py"
+    assert read - documented == set()
