@@ -8,8 +8,11 @@ STAMP := $(VENV)/.requirements-installed
 .PHONY: demo test lint migrate run worker beat fake-tts clean bench bench-quick
 
 $(STAMP): requirements.txt requirements-dev.txt
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { \
-	  echo "Could not create a virtualenv. On Debian/Ubuntu: apt-get install python3-venv"; exit 1; }
+	@# Debian's python3 has no ensurepip without python3-venv: then create the
+	@# virtualenv without pip and install pip from PyPI.
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+	  rm -rf $(VENV) && $(PYTHON) -m venv --without-pip $(VENV); }
+	@$(PY) -m pip --version >/dev/null 2>&1 || $(PYTHON) scripts/bootstrap_pip.py $(PY)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $(STAMP)
 
