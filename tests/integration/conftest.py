@@ -195,10 +195,15 @@ class Worker:
             self.process.wait(timeout=10)
         self._reap_group()
 
+    def terminate(self) -> None:
+        """Ask for a warm shutdown (SIGTERM) without waiting for it."""
+        if self.process.poll() is None:
+            os.killpg(self.pid, signal.SIGTERM)
+
     def stop(self, timeout: float = 20) -> None:
         """Warm shutdown (SIGTERM); SIGKILL whatever is left after `timeout`."""
         if self.process.poll() is None:
-            os.killpg(self.pid, signal.SIGTERM)
+            self.terminate()
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -253,6 +258,9 @@ class Cluster:
         return "\n".join(worker.log() for worker in self.workers)
 
     def stop_all(self) -> None:
+        # Signal every worker first: their warm shutdowns then run in parallel.
+        for worker in self.workers:
+            worker.terminate()
         for worker in self.workers:
             worker.stop(timeout=15)
 
