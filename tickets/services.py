@@ -80,6 +80,13 @@ def ticket_begin_allocation_attempt(*, ticket_id: int) -> int | None:
     return WorkflowTicket.objects.filter(pk=ticket_id).values_list("allocation_attempts", flat=True).first()
 
 
+def ticket_allocation_attempts(*, ticket_id: int) -> int:
+    """How many allocation attempts the ticket has had (0 for an unknown ticket)."""
+    return (
+        WorkflowTicket.objects.filter(pk=ticket_id).values_list("allocation_attempts", flat=True).first() or 0
+    )
+
+
 def ticket_record_allocation_failure(
     *, ticket_id: int, reason: WorkflowTicket.AllocationError, detail: str
 ) -> None:

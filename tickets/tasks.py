@@ -98,9 +98,11 @@ def create_task_for_ticket(self, ticket_id: int) -> dict:
                 countdown,
             )
             raise self.retry(exc=exc, countdown=countdown, max_retries=max_retries) from exc
-        return _final_failure(
-            ticket_id, AllocationError.TTS_UNAVAILABLE, f"{message} (gave up after {max_retries} retries)"
-        )
+        message = f"{message} (gave up after {max_retries} retries)"
+        if services.ticket_allocation_attempts(ticket_id=ticket_id) >= settings.ALLOCATION_MAX_ATTEMPTS:
+            # The sweeper will not try again: say that the ticket was given up on, and why.
+            return _give_up(ticket_id, settings.ALLOCATION_MAX_ATTEMPTS, last=message)
+        return _final_failure(ticket_id, AllocationError.TTS_UNAVAILABLE, message)
     return {
         "status": "success",
         "ticket_id": ticket_id,
@@ -115,7 +117,7 @@ def _transient_message(exc: Exception) -> str:
     return f"database unavailable: {exc}"
 
 
-def _give_up(ticket_id: int, attempts: int) -> dict:
+def _give_up(ticket_id: int, attempts: int, last: str = "") -> dict:
     reason, detail = (
         WorkflowTicket.objects.filter(pk=ticket_id)
         .values_list("allocation_error", "allocation_error_detail")
@@ -125,7 +127,7 @@ def _give_up(ticket_id: int, attempts: int) -> dict:
         message = detail
     else:
         # An attempt whose worker was killed records nothing; say so rather than leave the reason empty.
-        last = detail or "no attempt finished (worker process lost or hard time limit)"
+        last = last or detail or "no attempt finished (worker process lost or hard time limit)"
         message = f"stopped after {attempts} attempts; last: {last}"
         services.ticket_record_allocation_failure(
             ticket_id=ticket_id, reason=AllocationError.ATTEMPTS_EXHAUSTED, detail=message

@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -92,6 +93,17 @@ def worker_database_url() -> str:
     password = f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else ""
     auth = f"{user}{password}@" if user else ""
     return f"postgres://{auth}{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def tts_calls(server) -> int:
+    return server.state.stats()["calls"]
+
+
+def free_port() -> int:
+    """A local port nothing listens on (connections to it are refused)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 class Broker:
@@ -277,6 +289,15 @@ def fake_tts():
     """A fake TTS on 127.0.0.1 over real HTTP; the role used by the tests lists seven users."""
     server, url = start_in_thread(roles={ROLE: SEVEN_USERS})
     server.url = url
+    # When each request arrived, to measure the gaps between retries.
+    server.call_times = []
+    record_call = server.state.record_call
+
+    def record_call_time(role_name: str) -> None:
+        server.call_times.append(time.monotonic())
+        record_call(role_name)
+
+    server.state.record_call = record_call_time
     yield server
     server.shutdown()
     server.server_close()
