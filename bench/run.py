@@ -68,6 +68,18 @@ PROFILES = {
 # is measured through these filters.
 FILTER_PAGE_SIZES = {"cancelled": 1, "completed": 10, "on_hold": 50, "in_progress": 100}
 
+# Worker settings reported with the results (substrings of the setting names).
+WORKER_SETTING_KEYS = (
+    "prefetch",
+    "acks",
+    "reject",
+    "concurrency",
+    "pool",
+    "time_limit",
+    "transport",
+    "reuse",
+)
+
 TARGETS = {
     "pipeline_vs_insert_ratio_min": 0.40,
     "latency_p99_ms_max": 25.0,
@@ -338,20 +350,9 @@ class Bench:
             "concurrency": pool.get("max-concurrency"),
             "prefetch_count": stats.get("prefetch_count"),
             "settings": {
-                key: conf.get(key)
-                for key in (
-                    "worker_prefetch_multiplier",
-                    "task_acks_late",
-                    "task_reject_on_worker_lost",
-                    "task_acks_on_failure_or_timeout",
-                    "worker_concurrency",
-                    "worker_pool",
-                    "task_time_limit",
-                    "task_soft_time_limit",
-                    "broker_transport_options",
-                    "worker_max_tasks_per_child",
-                )
-                if key in conf
+                key: value
+                for key, value in conf.items()
+                if any(part in key.lower() for part in WORKER_SETTING_KEYS)
             },
         }
         log(
@@ -377,6 +378,13 @@ class Bench:
             batch.append(payload)
         return batch
 
+    def db_sessions(self) -> int:
+        """Connections ever opened to the benchmark database (pg_stat_database.sessions)."""
+        with self.db() as conn:
+            return conn.execute(
+                "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+            ).fetchone()[0]
+
     def count_rows(self, table: str) -> int:
         with self.db() as conn:
             return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
@@ -392,6 +400,7 @@ class Bench:
         self.truncate_pipeline()
         payloads = self.payloads(count)
         tts_before = self.tts_stats()["calls"]
+        sessions_before = self.db_sessions()
         producer = self.producer()
         broker = self.redis()
         poll = self.db()
@@ -424,6 +433,8 @@ class Bench:
             "seconds": round(elapsed, 4),
             "per_second": round(count / elapsed, 1),
             "send_seconds": round(sent - started, 4),
+            # New PostgreSQL connections opened meanwhile (the harness's own poll included).
+            "db_connections_opened": self.db_sessions() - sessions_before - 1,
         }
         if kind == "pipeline":
             from tickets.models import WorkflowTicket

@@ -65,6 +65,10 @@ class FakeTTSState:
 class FakeTTSHandler(BaseHTTPRequestHandler):
     server_version = "FakeTTS/1.0"
     protocol_version = "HTTP/1.1"  # keep-alive, like a real server behind a pooled client
+    # Headers and body go out in separate writes; with Nagle's algorithm on, the
+    # body waits for the client's delayed ACK (~40 ms per call on keep-alive).
+    # Real servers (gunicorn, nginx) set TCP_NODELAY too.
+    disable_nagle_algorithm = True
 
     @property
     def state(self) -> FakeTTSState:

@@ -250,6 +250,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_throttle": 1,
     "socket_connect_timeout": 5,
 }
+# Celery's Django fix-up closes the database connection around every task
+# unless this is set; a new PostgreSQL connection per task costs more than the
+# ticket. workflow_api/celery.py applies CONN_MAX_AGE and health checks instead.
+CELERY_DB_REUSE_MAX = 1000
 # Reconnect to a restarting broker forever instead of exiting after 100 tries.
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
