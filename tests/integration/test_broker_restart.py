@@ -70,9 +70,9 @@ def test_workers_reconnect_after_redis_restarts_and_no_stored_ticket_is_left_wit
         cluster.broker.send_ticket(ticket_payload(f"TX-DURING-{n}"))
     wait_until(lambda: tts_calls(fake_tts) > calls, timeout=30, what="a task in flight")
     connected_before = worker.log().count("Connected to redis://")
-    with contextlib.suppress(redis.ConnectionError):  # the server drops the connection as it exits
-        client.shutdown(nosave=True)
     try:
+        with contextlib.suppress(redis.ConnectionError):  # the server drops the connection as it exits
+            client.shutdown(nosave=True)
         wait_until(lambda: not _redis_up(client), timeout=10, what="Redis to stop")
         time.sleep(2)  # workers notice the broken connection and start retrying
     finally:
