@@ -162,6 +162,8 @@ SPECTACULAR_SETTINGS = {
 
 # --- HTTPS hardening (production defaults; `check --deploy` verifies them) ---
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
+# Health probes come over plain HTTP from inside the deployment network.
+SECURE_REDIRECT_EXEMPT = [r"^health/$"]
 if env.bool("DJANGO_BEHIND_TLS_PROXY", default=False):
     # Only behind a proxy that sets this header itself; otherwise clients could forge it.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -2,8 +2,11 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from workflow_api import health
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("health/", health.health, name="health"),
     path("tasks/api/", include("task.urls")),
     path("tickets/api/", include("tickets.urls")),
     path("workflow/api/", include("workflow.urls")),
