@@ -4,7 +4,7 @@ import logging
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from task import tts
@@ -94,9 +94,13 @@ def task_create_for_ticket(*, ticket_id: int) -> tuple[Task, bool]:
     ticket = WorkflowTicket.objects.filter(pk=ticket_id).first()
     if ticket is None:
         raise errors.NotFound(f"Ticket {ticket_id} does not exist")
-    existing = Task.objects.filter(ticket_id=ticket_id).first()
-    if existing is not None:
-        return existing, False
+    # The flag and the task are written in one transaction, so only an
+    # allocated ticket needs the lookup (a task made by hand in admin is caught
+    # by the constraint below).
+    if ticket.is_task_allocated:
+        existing = Task.objects.filter(ticket_id=ticket_id).first()
+        if existing is not None:
+            return existing, False
 
     workflow = find_matching_workflow(ticket.department, ticket.category, ticket.sub_category)
     if workflow is None:
@@ -110,20 +114,28 @@ def task_create_for_ticket(*, ticket_id: int) -> tuple[Task, bool]:
     # Outside the transaction: no row lock is held while waiting on HTTP.
     user_ids = _step_user_ids(step=step)
 
-    with transaction.atomic():
-        WorkflowTicket.objects.select_for_update().filter(pk=ticket_id).first()
+    try:
+        with transaction.atomic():
+            # Marking the ticket first takes its row lock: concurrent deliveries
+            # of one ticket queue here, and the loser's INSERT below then hits
+            # one_task_per_ticket. Three statements in one transaction, no reads.
+            WorkflowTicket.objects.filter(pk=ticket_id).update(
+                is_task_allocated=True,
+                allocation_error=AllocationError.NONE,
+                allocation_error_detail="",
+                last_allocation_attempt_at=timezone.now(),
+                updated_at=timezone.now(),
+            )
+            users = apply_round_robin_assignment(
+                user_ids, step.role.name, settings.ROUND_ROBIN_MAX_ASSIGNMENTS
+            )
+            task = Task.objects.create(ticket=ticket, workflow=workflow, current_step=step, users=users)
+    except IntegrityError:
+        # Lost the race: the rollback undid our flag and round-robin turn too.
         existing = Task.objects.filter(ticket_id=ticket_id).first()
-        if existing is not None:
-            return existing, False
-        users = apply_round_robin_assignment(user_ids, step.role.name, settings.ROUND_ROBIN_MAX_ASSIGNMENTS)
-        task = Task.objects.create(ticket=ticket, workflow=workflow, current_step=step, users=users)
-        WorkflowTicket.objects.filter(pk=ticket_id).update(
-            is_task_allocated=True,
-            allocation_error=AllocationError.NONE,
-            allocation_error_detail="",
-            last_allocation_attempt_at=timezone.now(),
-            updated_at=timezone.now(),
-        )
+        if existing is None:
+            raise
+        return existing, False
     logger.info(
         "Task %s created for ticket %s (workflow %s, step %s, users %s)",
         task.task_id,

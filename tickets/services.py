@@ -1,12 +1,13 @@
 """Storing tickets received from producers and recording their allocation outcome."""
 
+import contextlib
 import json
 import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from tickets.models import WorkflowTicket
@@ -39,18 +40,18 @@ def ticket_receive(*, payload: object) -> tuple[WorkflowTicket, str]:
     fields = dict(serializer.validated_data)
     ticket_number = fields.pop("ticket_number")
 
+    # Most messages bring a new ticket: try the INSERT first, without a read or
+    # a lock. Outside a transaction it commits on its own (one statement);
+    # inside a caller's transaction a savepoint keeps a duplicate from aborting it.
+    try:
+        with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
+            ticket = WorkflowTicket.objects.create(ticket_number=ticket_number, ticket_data=payload, **fields)
+        return ticket, CREATED
+    except IntegrityError:
+        pass  # the ticket exists: a redelivery or an update
+
     with transaction.atomic():
-        ticket = WorkflowTicket.objects.select_for_update().filter(ticket_number=ticket_number).first()
-        if ticket is None:
-            try:
-                with transaction.atomic():
-                    ticket = WorkflowTicket.objects.create(
-                        ticket_number=ticket_number, ticket_data=payload, **fields
-                    )
-                return ticket, CREATED
-            except IntegrityError:
-                # Another worker stored the same ticket between our read and insert.
-                ticket = WorkflowTicket.objects.select_for_update().get(ticket_number=ticket_number)
+        ticket = WorkflowTicket.objects.select_for_update().get(ticket_number=ticket_number)
         changed = [name for name, value in fields.items() if getattr(ticket, name) != value]
         for name in changed:
             setattr(ticket, name, fields[name])
@@ -70,14 +71,17 @@ def ticket_begin_allocation_attempt(*, ticket_id: int) -> int | None:
     be redelivered forever.
     """
     now = timezone.now()
-    counted = WorkflowTicket.objects.filter(pk=ticket_id, is_task_allocated=False).update(
-        allocation_attempts=F("allocation_attempts") + 1,
-        last_allocation_attempt_at=now,
-        updated_at=now,
-    )
-    if not counted:
-        return None
-    return WorkflowTicket.objects.filter(pk=ticket_id).values_list("allocation_attempts", flat=True).first()
+    table = WorkflowTicket._meta.db_table
+    # One statement: the ORM's update() cannot return the new count.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET allocation_attempts = allocation_attempts + 1, "
+            "last_allocation_attempt_at = %s, updated_at = %s "
+            "WHERE id = %s AND NOT is_task_allocated RETURNING allocation_attempts",
+            [now, now, ticket_id],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def ticket_allocation_attempts(*, ticket_id: int) -> int:
