@@ -34,6 +34,11 @@ def _session() -> requests.Session:
     session = getattr(_local, "session", None)
     if session is None:
         session = requests.Session()
+        # Resolve proxy settings from the environment once, not per call:
+        # with trust_env on, requests re-reads them and ~/.netrc on every
+        # request, which costs more than the call to TTS itself.
+        session.proxies.update(requests.utils.get_environ_proxies(settings.TTS_SERVICE_URL))
+        session.trust_env = False
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=4, max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
