@@ -16,6 +16,7 @@ from task.serializers import (
     UserAssignmentSerializer,
     UserStatusUpdateSerializer,
 )
+from workflow_api import filters
 from workflow_api.permissions import IsStaff, caller_user_id, is_staff
 from workflow_api.schema import ERROR
 
@@ -25,10 +26,10 @@ CONFLICT = OpenApiResponse(
 TTS_UNAVAILABLE = OpenApiResponse(ERROR, description="The identity service (TTS) did not answer usefully.")
 
 
-class TaskFilter(django_filters.FilterSet):
+class TaskFilter(filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=Task.Status.choices)
-    ticket_id = django_filters.NumberFilter(field_name="ticket_id")
-    workflow_id = django_filters.NumberFilter(field_name="workflow_id")
+    ticket_id = filters.IdFilter(field_name="ticket_id")
+    workflow_id = filters.IdFilter(field_name="workflow_id")
 
     class Meta:
         model = Task

@@ -1,13 +1,13 @@
-import django_filters
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import viewsets
 
 from tickets.models import WorkflowTicket
 from tickets.serializers import WorkflowTicketSerializer
+from workflow_api import filters
 from workflow_api.permissions import IsStaff
 
 
-class TicketFilter(django_filters.FilterSet):
+class TicketFilter(filters.FilterSet):
     class Meta:
         model = WorkflowTicket
         fields = ["is_task_allocated", "allocation_error", "department", "category", "ticket_number"]

@@ -4,6 +4,7 @@ from rest_framework import viewsets
 from workflow import services
 from workflow.models import Roles, Steps, Workflows
 from workflow.serializers import RoleSerializer, StepSerializer, WorkflowSerializer
+from workflow_api import filters
 from workflow_api.permissions import IsStaffOrReadOnly
 from workflow_api.schema import ERROR
 
@@ -23,6 +24,12 @@ class RoleViewSet(viewsets.ModelViewSet):
     permission_classes = [IsStaffOrReadOnly]
 
 
+class WorkflowFilter(filters.FilterSet):
+    class Meta:
+        model = Workflows
+        fields = ["department", "category", "sub_category", "status", "is_published"]
+
+
 @extend_schema_view(
     destroy=extend_schema(
         responses={204: None, 409: OpenApiResponse(ERROR, description="The workflow has tasks.")}
@@ -31,7 +38,7 @@ class RoleViewSet(viewsets.ModelViewSet):
 class WorkflowViewSet(viewsets.ModelViewSet):
     queryset = Workflows.objects.prefetch_related("steps__role")
     serializer_class = WorkflowSerializer
-    filterset_fields = ["department", "category", "sub_category", "status", "is_published"]
+    filterset_class = WorkflowFilter
     permission_classes = [IsStaffOrReadOnly]
 
 

@@ -35,6 +35,19 @@ _BODY_ERRORS = {
 class AutoSchema(SpectacularAutoSchema):
     """Adds the errors DRF and the exception handler produce, so clients (and fuzzers) can rely on them."""
 
+    def _get_filter_parameters(self) -> list[dict]:
+        # django-filter reads `?status=` as "no filter" (the browsable API's
+        # filter form sends every field); the schema says so instead of
+        # claiming that only the typed values are accepted.
+        parameters = super()._get_filter_parameters()
+        for parameter in parameters:
+            schema = parameter["schema"]
+            if schema.get("type") != "string" or "enum" in schema:
+                parameter["schema"] = {"anyOf": [schema, {"type": "string", "enum": [""]}]}
+            description = parameter.get("description", "")
+            parameter["description"] = f"{description} Empty: no filter.".strip()
+        return parameters
+
     def _get_response_bodies(self, direction: str = "response") -> dict:
         responses = super()._get_response_bodies(direction)
         extra: dict = dict(_COMMON_ERRORS)

@@ -83,3 +83,12 @@ def test_tasks_and_tickets_cannot_be_edited_or_deleted_directly(staff, assigned_
 )
 def test_task_actions_answer_405_to_get(staff, assigned_task, action):
     assert staff.get(f"/tasks/api/tasks/{assigned_task.pk}/{action}/").status_code == 405
+
+
+@pytest.mark.parametrize("path", ["/tasks/api/tasks/0.5/", "/tasks/api/nothing-here/", "/no/such/page/"])
+def test_unmatched_urls_answer_json_404(staff, db, path):
+    response = staff.get(path)
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert "detail" in response.json()

@@ -126,3 +126,40 @@ def test_token_authentication_itself_makes_no_query(agent_workflow):
         client.get(f"{TASKS}workflow_statistics/")
 
     assert len(queries) == 1  # the statistics query itself
+
+
+@pytest.mark.parametrize("page_size", ["0", "-1", "abc", "null", "1.5"])
+def test_a_meaningless_page_size_is_400_not_silently_the_default(staff, db, page_size):
+    response = staff.get(TASKS, {"page_size": page_size})
+
+    assert response.status_code == 400
+    assert "page_size" in response.json()
+
+
+@pytest.mark.parametrize("ticket_id", ["-3.26e+164", "9" * 30, "0", "1.5", "abc"])
+def test_out_of_range_or_malformed_id_filters_are_400_not_500(staff, assigned_task, ticket_id):
+    response = staff.get(TASKS, {"ticket_id": ticket_id})
+
+    assert response.status_code == 400
+    assert "ticket_id" in response.json()
+
+
+@pytest.mark.parametrize("value", ["null", "ture", "yes"])
+def test_a_malformed_boolean_filter_is_400_not_ignored(staff, db, value):
+    response = staff.get("/workflow/api/workflows/", {"is_published": value})
+
+    assert response.status_code == 400
+    assert "is_published" in response.json()
+
+
+def test_boolean_filters_accept_true_and_false(staff, agent_workflow):
+    published = staff.get("/workflow/api/workflows/", {"is_published": "true"}).json()
+    unpublished = staff.get("/workflow/api/workflows/", {"is_published": "false"}).json()
+
+    assert (published["count"], unpublished["count"]) == (1, 0)
+
+
+def test_an_empty_filter_value_means_no_filter(staff, assigned_task):
+    response = staff.get(TASKS, {"status": "", "ticket_id": "", "page": "", "page_size": ""})
+
+    assert response.json()["count"] == 1
