@@ -49,6 +49,10 @@ def receive_ticket(self, ticket_data: object) -> dict:
         ticket, action = services.ticket_receive(payload=ticket_data)
     except services.TicketInvalid as exc:
         number = ticket_data.get("ticket_id") if isinstance(ticket_data, dict) else None
+        # Only a plausible ticket number: a malformed one may be any part of the
+        # message, including the requester's personal data.
+        if not isinstance(number, str | int) or isinstance(number, bool) or len(str(number)) > 64:
+            number = None
         logger.warning("Rejected ticket message (ticket number %r): %s", number, exc.errors)
         return {"status": "error", "errors": exc.errors}
     # A redelivered message for a ticket whose allocation never started
