@@ -65,3 +65,10 @@ def test_service_refuses_an_empty_secret_key_when_debug_is_off():
 
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY must not be empty" in result.stderr
+
+
+def test_check_deploy_fails_with_a_short_jwt_signing_key():
+    result = _manage("check", "--deploy", env={**PRODUCTION, "JWT_SIGNING_KEY": "short"})
+
+    assert result.returncode != 0
+    assert "workflow_api.E002" in result.stderr
