@@ -42,7 +42,7 @@ NOTIFY_CHANNEL = "bench_task_committed"
 PROFILES = {
     "full": {
         "messages": 2000,
-        "rounds": 3,
+        "rounds": 2,
         "latency_tickets": 500,
         "latency_warmup": 20,
         "cost_tickets": 50,
@@ -116,14 +116,22 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-def wait_until(predicate, *, timeout: float, interval: float = 0.005, what: str) -> float:
-    """Poll `predicate` until true; returns the perf_counter time it first held."""
+def wait_until(predicate, *, timeout: float, interval: float = 0.005, what: str, guard=None) -> float:
+    """Poll `predicate` until true; returns the perf_counter time it first held.
+
+    `guard`, if given, runs about once a second and raises when waiting longer is pointless.
+    """
     deadline = time.perf_counter() + timeout
+    next_guard = time.perf_counter() + 1.0
     while True:
         if predicate():
             return time.perf_counter()
-        if time.perf_counter() > deadline:
+        now = time.perf_counter()
+        if now > deadline:
             raise BenchError(f"timed out after {timeout:.0f}s waiting for {what}")
+        if guard is not None and now > next_guard:
+            guard()
+            next_guard = now + 1.0
         time.sleep(interval)
 
 
@@ -286,12 +294,23 @@ class Bench:
 
         return redis.Redis.from_url(self.broker_url)
 
+    def broker_run_id(self) -> str:
+        return self.redis().info("server")["run_id"]
+
+    def check_broker(self) -> None:
+        """Redis restarted under us (another process restarting it) loses queued messages: say so."""
+        if self.broker_run_id() != self.redis_run_id:
+            raise BenchError(
+                "Redis restarted during the run (not by the benchmark): queued messages were lost; run again"
+            )
+
     def purge_broker(self) -> None:
         from django.conf import settings
 
         queues = [settings.TICKET_TASKS_QUEUE, settings.WORKFLOW_TASKS_QUEUE]
         client = self.redis()
         client.delete(*queues, "unacked", "unacked_index", "unacked_mutex")
+        self.redis_run_id = self.broker_run_id()
 
     # --- services ---
     def start_fake_tts(self) -> None:
@@ -389,6 +408,27 @@ class Bench:
         with self.db() as conn:
             return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
 
+    def stall_guard(self, broker, queue: str):
+        """A guard for wait_until: the broker restarted, or nothing is left to do yet work is missing."""
+        from django.conf import settings
+
+        queues = (queue, settings.WORKFLOW_TASKS_QUEUE)
+        idle_since = [None]
+
+        def guard() -> None:
+            self.check_broker()
+            idle = sum(broker.llen(q) for q in queues) == 0 and broker.hlen("unacked") == 0
+            if not idle:
+                idle_since[0] = None
+            elif idle_since[0] is None:
+                idle_since[0] = time.perf_counter()
+            elif time.perf_counter() - idle_since[0] > 10:
+                raise BenchError(
+                    "the broker has been empty for 10s but the work is incomplete: messages lost"
+                )
+
+        return guard
+
     def throughput(self, kind: str, count: int) -> dict:
         """Send `count` messages back to back; time from the first send to the last one done."""
         from django.conf import settings
@@ -422,7 +462,9 @@ class Bench:
                 for payload in payloads:
                     producer.send_task(task_name, args=[payload], queue=queue, connection=connection)
                 sent = time.perf_counter()
-            finished = wait_until(done, timeout=240, what=f"{count} {kind} messages")
+            finished = wait_until(
+                done, timeout=240, what=f"{count} {kind} messages", guard=self.stall_guard(broker, queue)
+            )
         finally:
             poll.close()
             broker.close()
