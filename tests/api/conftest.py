@@ -52,7 +52,9 @@ def assignment(user_id: int, status: str = "assigned") -> dict:
 
 
 def make_task(workflow, number: str, users: list[dict]) -> Task:
-    ticket = WorkflowTicket.objects.create(ticket_number=number, subject=f"Subject {number}")
+    ticket = WorkflowTicket.objects.create(
+        ticket_number=number, subject=f"Subject {number}", is_task_allocated=True
+    )
     return Task.objects.create(
         ticket=ticket, workflow=workflow, current_step=workflow.steps.first(), users=users
     )

@@ -35,6 +35,10 @@ ENDPOINTS = [
     ],
     ("get", "/api/schema/"),
     ("get", "/api/docs/"),
+    # The routers' browsable index pages.
+    ("get", "/tasks/api/"),
+    ("get", "/tickets/api/"),
+    ("get", "/workflow/api/"),
 ]
 TASKS = "/tasks/api/tasks/"
 

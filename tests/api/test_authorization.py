@@ -179,3 +179,96 @@ def test_deleting_configuration_still_in_use_is_409_not_500(staff, assigned_task
     assert response.status_code == 409
     assert response.json()["code"] == "protected"
     assert Roles.objects.filter(pk=role.pk).exists()
+
+
+# Every operation, as a caller with no assignment on the task and as staff.
+# Staff deletes answer 409 here because the fixture's task still uses the objects.
+MATRIX = [
+    ("get", "/tasks/api/tasks/", None, 200, 200),
+    ("get", "/tasks/api/tasks/{task}/", None, 404, 200),
+    ("post", "/tasks/api/tasks/create_task_for_ticket/", {"ticket_id": "{ticket}"}, 403, 200),
+    ("post", "/tasks/api/tasks/{task}/assign_user/", {"userID": 9}, 403, 200),
+    (
+        "post",
+        "/tasks/api/tasks/{task}/update_user_status/",
+        {"user_id": 3, "status": "in_progress"},
+        404,
+        200,
+    ),
+    ("post", "/tasks/api/tasks/{task}/complete_task/", None, 403, 200),
+    ("post", "/tasks/api/tasks/{task}/move_to_next_step/", None, 403, 200),
+    ("get", "/tasks/api/tasks/workflow_statistics/", None, 403, 200),
+    ("get", "/tickets/api/tickets/", None, 403, 200),
+    ("get", "/tickets/api/tickets/{ticket}/", None, 403, 200),
+    ("get", "/workflow/api/roles/", None, 200, 200),
+    ("post", "/workflow/api/roles/", {"name": "Reviewer"}, 403, 201),
+    ("get", "/workflow/api/roles/{role}/", None, 200, 200),
+    ("put", "/workflow/api/roles/{role}/", {"name": "Renamed"}, 403, 200),
+    ("patch", "/workflow/api/roles/{role}/", {"description": "d"}, 403, 200),
+    ("delete", "/workflow/api/roles/{role}/", None, 403, 409),
+    ("get", "/workflow/api/workflows/", None, 200, 200),
+    ("post", "/workflow/api/workflows/", {"name": "New", "department": "HR", "category": "Leave"}, 403, 201),
+    ("get", "/workflow/api/workflows/{workflow}/", None, 200, 200),
+    (
+        "put",
+        "/workflow/api/workflows/{workflow}/",
+        {"name": "W", "department": "IT", "category": "S"},
+        403,
+        200,
+    ),
+    ("patch", "/workflow/api/workflows/{workflow}/", {"description": "d"}, 403, 200),
+    ("delete", "/workflow/api/workflows/{workflow}/", None, 403, 409),
+    ("get", "/workflow/api/steps/", None, 200, 200),
+    (
+        "post",
+        "/workflow/api/steps/",
+        {"workflow": "{workflow}", "role": "{role}", "name": "Two", "order": 2},
+        403,
+        201,
+    ),
+    ("get", "/workflow/api/steps/{step}/", None, 200, 200),
+    (
+        "put",
+        "/workflow/api/steps/{step}/",
+        {"workflow": "{workflow}", "role": "{role}", "name": "S"},
+        403,
+        200,
+    ),
+    ("patch", "/workflow/api/steps/{step}/", {"name": "Renamed"}, 403, 200),
+    ("delete", "/workflow/api/steps/{step}/", None, 403, 409),
+]
+
+
+def _fill(value: object, ids: dict[str, int]) -> object:
+    if isinstance(value, str) and value.startswith("{") and value.endswith("}"):
+        return ids[value[1:-1]]
+    if isinstance(value, str):
+        return value.format(**ids)
+    if isinstance(value, dict):
+        return {key: _fill(item, ids) for key, item in value.items()}
+    return value
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "as_other_user", "as_staff"),
+    MATRIX,
+    ids=[f"{method} {path}" for method, path, *_ in MATRIX],
+)
+@pytest.mark.parametrize("caller", ["other_user", "staff"])
+def test_every_endpoint_as_another_user_and_as_staff(
+    request, tts, assigned_task, caller, method, path, body, as_other_user, as_staff
+):
+    tts.role("Agent", [3, 6])
+    step = assigned_task.current_step
+    ids = {
+        "task": assigned_task.pk,
+        "ticket": assigned_task.ticket_id,
+        "workflow": assigned_task.workflow_id,
+        "step": step.pk,
+        "role": step.role_id,
+    }
+    client = request.getfixturevalue(caller)
+
+    response = getattr(client, method)(_fill(path, ids), _fill(body, ids), format="json")
+
+    assert response.status_code == (as_staff if caller == "staff" else as_other_user), response.content
