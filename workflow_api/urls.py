@@ -12,6 +12,8 @@ urlpatterns = [
     path("workflow/api/", include("workflow.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    # Session login and logout links for the browsable API.
+    path("api-auth/", include("rest_framework.urls")),
 ]
 
 handler404 = "workflow_api.api.not_found"

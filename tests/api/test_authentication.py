@@ -209,3 +209,13 @@ def test_mint_dev_token_command_prints_a_working_token(db):
     token = out.getvalue().strip()
 
     assert _bearer(token).get("/tasks/api/tasks/workflow_statistics/").status_code == 200
+
+
+def test_browsable_api_login_form_starts_a_session(db, client):
+    get_user_model().objects.create_user("agent", password="pw-for-tests", is_staff=False)
+
+    response = client.post("/api-auth/login/", {"username": "agent", "password": "pw-for-tests"})
+
+    assert response.status_code == 302
+    assert client.get(TASKS).status_code == 200
+    assert client.get("/tickets/api/tickets/").status_code == 403  # a session is not staff by itself
