@@ -51,8 +51,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "workflow_api.middleware.RequestBodyLimitMiddleware",
+    # CORS first, so that even a refused request (413) carries its CORS headers
+    # and the browser shows the frontend the real status.
     "corsheaders.middleware.CorsMiddleware",
+    "workflow_api.middleware.RequestBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

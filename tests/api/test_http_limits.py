@@ -92,3 +92,18 @@ def test_unmatched_urls_answer_json_404(staff, db, path):
     assert response.status_code == 404
     assert response["Content-Type"] == "application/json"
     assert "detail" in response.json()
+
+
+def test_a_refused_body_still_carries_cors_headers_for_the_frontend(staff, settings, assigned_task):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 16
+    settings.CORS_ALLOWED_ORIGINS = [ORIGIN]
+
+    response = staff.post(
+        f"/tasks/api/tasks/{assigned_task.pk}/assign_user/",
+        {"userID": 9, "username": "long enough to pass the limit"},
+        format="json",
+        HTTP_ORIGIN=ORIGIN,
+    )
+
+    assert response.status_code == 413
+    assert response["Access-Control-Allow-Origin"] == ORIGIN
