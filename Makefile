@@ -43,11 +43,12 @@ fake-tts: $(STAMP)
 
 # Benchmarks on the local PostgreSQL and Redis (see README, Performance).
 # `timeout` is the outer bound; the harness stops its own processes well before.
+# BENCH_ARGS=--private-redis runs a Redis of its own when the shared one gets restarted.
 bench: $(STAMP)
-	timeout --kill-after=15 600 $(PY) -m bench.run
+	timeout --kill-after=15 600 $(PY) -m bench.run $(BENCH_ARGS)
 
 bench-quick: $(STAMP)
-	timeout --kill-after=15 150 $(PY) -m bench.run --quick
+	timeout --kill-after=15 150 $(PY) -m bench.run --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 .pytest_cache .ruff_cache

@@ -77,6 +77,7 @@ def draw(results: dict, path: Path) -> None:
     values = [thr[k]["per_second_median"] for k in ("noop", "insert", "pipeline")]
     bars = ax_thr.bar(labels, values, color=["#9e9e9e", "#5c6bc0", "#26a69a"])
     ax_thr.bar_label(bars, fmt="%.0f")
+    ax_thr.margins(y=0.15)
     ax_thr.set_ylabel("messages (tickets) per second")
     ax_thr.set_title(f"Throughput (pipeline = {thr['pipeline_vs_insert_ratio']:.0%} of INSERT)")
 
@@ -101,6 +102,7 @@ def draw(results: dict, path: Path) -> None:
             for r, k in zip(rates, ("list_page_50", "detail"), strict=True)
         ],
     )
+    ax_rest.margins(y=0.2)
     ax_rest.set_ylabel("requests per second")
     ax_rest.set_title(f"REST under gunicorn, {rest['clients']} clients")
 

@@ -185,14 +185,18 @@ class Processes:
 
 
 class Bench:
-    def __init__(self, profile: str, log_dir: Path) -> None:
+    def __init__(self, profile: str, log_dir: Path, private_redis: bool = False) -> None:
         self.profile = profile
+        self.private_redis = private_redis
         self.cfg = PROFILES[profile]
         self.procs = Processes(log_dir)
         self.log_dir = log_dir
         self.run_id = uuid.uuid4().hex[:8]
         self.database_url = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench")
         self.broker_url = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/5")
+        if private_redis:
+            self.redis_port = free_port()
+            self.broker_url = f"redis://127.0.0.1:{self.redis_port}/0"
         for url in (self.database_url, self.broker_url):
             if urlsplit(url).hostname not in ("127.0.0.1", "localhost", "::1"):
                 raise BenchError(f"benchmark traffic stays on this machine; refusing {url}")
@@ -293,6 +297,23 @@ class Bench:
         import redis
 
         return redis.Redis.from_url(self.broker_url)
+
+    def start_private_redis(self) -> None:
+        """A Redis of our own, for machines where something else restarts the shared one."""
+        argv = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.redis_port)]
+        argv += ["--save", "", "--appendonly", "no", "--dir", str(self.log_dir)]
+        self.procs.start("redis", argv, dict(os.environ))
+
+        def up() -> bool:
+            self.procs.check_alive("redis")
+            from redis.exceptions import ConnectionError as RedisConnectionError
+
+            try:
+                return bool(self.redis().ping())
+            except RedisConnectionError:
+                return False
+
+        wait_until(up, timeout=20, interval=0.1, what="the private Redis")
 
     def broker_run_id(self) -> str:
         return self.redis().info("server")["run_id"]
@@ -884,6 +905,8 @@ class Bench:
         self.setup_django()
         self.results["started_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         self.prepare_database()
+        if self.private_redis:
+            self.start_private_redis()
         self.purge_broker()
         self.results["machine"] = self.describe_machine()
         self.start_fake_tts()
@@ -911,10 +934,17 @@ class Bench:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from redis.exceptions import RedisError
+
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="small sizes; exit 0 unless the harness breaks")
+    parser.add_argument(
+        "--private-redis",
+        action="store_true",
+        help="run a Redis of its own on a free 127.0.0.1 port instead of BENCH_BROKER_URL",
+    )
     args = parser.parse_args(argv)
     profile = "quick" if args.quick else "full"
 
@@ -929,10 +959,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGHUP, on_term)
     signal.alarm(PROFILES[profile]["budget_seconds"])
     with tempfile.TemporaryDirectory(prefix="bench-logs-") as log_dir:
-        bench = Bench(profile, Path(log_dir))
+        bench = Bench(profile, Path(log_dir), private_redis=args.private_redis)
         try:
             code = bench.execute()
-        except (BenchError, BenchTimeout) as exc:
+        except (BenchError, BenchTimeout, OSError, RedisError) as exc:
             log(f"FAILED: {exc}")
             for name in ("worker", "fake_tts", "gunicorn"):
                 path = Path(log_dir) / f"{name}.log"
