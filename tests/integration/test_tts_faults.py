@@ -62,7 +62,7 @@ def test_transient_tts_fault_is_retried_with_capped_exponential_backoff_then_rec
         assert tts_calls(fake_tts) == RETRIES + 1
         times = fake_tts.call_times
         gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
-        assert max(gaps) < BACKOFF_CAP + 2.5  # the cap, plus the timeout and a worker's reaction time
+        assert max(gaps) < BACKOFF_CAP + 4  # the cap, plus the read timeout and a busy worker's reaction time
 
 
 MALFORMED = {
