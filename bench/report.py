@@ -19,7 +19,7 @@ def table(results: dict, verdicts: list[tuple[str, str, bool]]) -> str:
         f"Worker: {worker['command']} | pool {worker['pool']}, concurrency {worker['concurrency']}, "
         f"prefetch_count {worker['prefetch_count']}, settings {worker['settings']}",
         "",
-        f"{'Throughput (same worker, same queue)':<44}{'median/s':>10}  runs/s",
+        f"{'Throughput (same worker, same queue)':<44}{'median/s':>10}  runs/s (producer send time)",
     ]
     for kind, label in (
         ("noop", "Celery no-op task"),
@@ -27,7 +27,7 @@ def table(results: dict, verdicts: list[tuple[str, str, bool]]) -> str:
         ("pipeline", "Pipeline: ticket -> task (tickets/s)"),
     ):
         entry = thr[kind]
-        runs = ", ".join(f"{r['per_second']:.0f}" for r in entry["runs"])
+        runs = ", ".join(f"{r['per_second']:.0f} ({r['send_seconds']:.1f}s)" for r in entry["runs"])
         count = entry["runs"][0]["messages"]
         rows.append(f"  {label + f' x{count}':<42}{entry['per_second_median']:>10.1f}  {runs}")
     rows += [
@@ -41,7 +41,8 @@ def table(results: dict, verdicts: list[tuple[str, str, bool]]) -> str:
         "Cost per allocated ticket:",
         f"  TTS calls {thr['tts_calls_per_ticket']:g} (workers, /_stats)   SQL queries "
         f"{cost['sql_queries_per_ticket_max']} max, {cost['sql_queries_per_ticket_mean']:g} mean "
-        f"({cost['tickets']} tickets, CaptureQueriesContext)",
+        f"({cost['tickets']} tickets, CaptureQueriesContext, BEGIN/COMMIT included; "
+        "+1 health-check SELECT 1 per message on a worker)",
         "",
         f"REST ({rest['server']}, {rest['clients']} concurrent clients, {rest['tasks_in_database']} tasks, "
         f"authenticated: {rest['authenticated']}):",

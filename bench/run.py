@@ -80,6 +80,10 @@ WORKER_SETTING_KEYS = (
     "reuse",
 )
 
+# Django checks a reused connection once per Celery message (CONN_HEALTH_CHECKS):
+# receive_ticket and create_task_for_ticket, one SELECT 1 each.
+HEALTH_CHECKS_PER_TICKET = 2
+
 TARGETS = {
     "pipeline_vs_insert_ratio_min": 0.40,
     "latency_p99_ms_max": 25.0,
@@ -646,8 +650,8 @@ class Bench:
             "sql_queries_first_ticket": per_ticket[0],
             "tts_calls_per_ticket_in_process": round(tts_calls / len(per_ticket), 4),
             "sample_ticket_sql": sample,
-            "note": "Django-issued statements (transaction BEGIN/COMMIT and the per-message "
-            "connection health check are not Django queries and not counted)",
+            "note": "every statement Django sends, BEGIN and COMMIT included; on a worker add one "
+            "connection health check (SELECT 1, CONN_HEALTH_CHECKS) per Celery message, i.e. 2 per ticket",
         }
         log(f"cost: {max(per_ticket)} SQL queries per ticket (max), TTS calls {tts_calls}/{len(per_ticket)}")
 
@@ -888,7 +892,15 @@ class Bench:
         tts = r["throughput"]["tts_calls_per_ticket"]
         lines.append(("exactly 1 TTS call per allocated ticket", f"{tts:g}", tts == 1.0))
         sql = r["cost"]["sql_queries_per_ticket_max"]
-        lines.append(("<= 12 SQL queries per allocated ticket", str(sql), sql <= 12))
+        # Strict count: the worker's per-message health check is a statement too.
+        checks = HEALTH_CHECKS_PER_TICKET
+        lines.append(
+            (
+                "<= 12 SQL queries per allocated ticket",
+                f"{sql} + {checks} health checks = {sql + checks}",
+                sql + checks <= TARGETS["sql_queries_per_ticket_max"],
+            )
+        )
         by_size = r["rest"]["list_queries_by_page_size"]
         constant = len(set(by_size.values())) == 1
         lines.append(
