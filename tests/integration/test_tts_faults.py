@@ -2,13 +2,15 @@
 
 import json
 import re
+import subprocess
+import sys
 import time
 
 import pytest
 
 from conftest import ticket_payload
 from task.models import Task
-from tests.integration.conftest import free_port, tts_calls, wait_until
+from tests.integration.conftest import REPO, free_port, tts_calls, wait_until
 from tickets.models import WorkflowTicket
 
 pytestmark = pytest.mark.integration
@@ -143,3 +145,33 @@ def test_tickets_sent_while_tts_is_down_get_exactly_one_task_each_once_it_recove
         assert ticket.tasks.count() == 1
         assert ticket.allocation_error == ""
     assert "Re-enqueued allocation for" in cluster.logs()
+
+
+def test_the_sweeper_command_hands_waiting_tickets_to_the_workers_once_tts_is_back(
+    cluster, it_workflow, fake_tts
+):
+    fake_tts.state.configure({"mode": "error", "status": 502})
+    worker_env = {"ALLOCATION_MAX_RETRIES": 0, "ALLOCATION_STALE_SECONDS": 0}
+    cluster.start("solo", **worker_env)
+    cluster.broker.send_ticket(ticket_payload("TX-MANUAL"))
+    wait_until(lambda: _failed_with("TX-MANUAL", Reason.TTS_UNAVAILABLE), timeout=30, what="the failure")
+    fake_tts.state.configure({"mode": "ok"})
+
+    command = subprocess.run(
+        [sys.executable, "manage.py", "allocate_pending_tickets"],
+        cwd=REPO,
+        env={**cluster.env, **{name: str(value) for name, value in worker_env.items()}},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert command.returncode == 0, command.stderr
+    assert "Enqueued allocation for 1 ticket(s)." in command.stdout
+    ticket = wait_until(
+        lambda: WorkflowTicket.objects.filter(ticket_number="TX-MANUAL", is_task_allocated=True).first(),
+        timeout=30,
+        what="the worker to allocate the ticket",
+    )
+    assert ticket.tasks.count() == 1
+    assert ticket.allocation_error == ""
