@@ -482,13 +482,13 @@ class Bench:
                 next_poll = [0.0]
 
                 def done() -> bool:
-                    # count(*) is not free: poll every 5 ms only over the last 2% of the
+                    # count(*) is not free: poll every 5 ms only over the last 5% of the
                     # run, so the harness takes no CPU from the workers meanwhile.
                     now = time.perf_counter()
                     if now < next_poll[0]:
                         return False
                     committed = poll.execute(sql).fetchone()[0]
-                    next_poll[0] = now + (0.1 if committed < count * 0.98 else 0.0)
+                    next_poll[0] = now + (0.02 if committed < count * 0.95 else 0.0)
                     return committed >= count
 
             with producer.connection_for_write() as connection:
