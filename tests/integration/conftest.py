@@ -139,7 +139,8 @@ class Broker:
                 self.redis.hdel("unacked", tag)
                 self.redis.zrem("unacked_index", tag)
             for queue in (self.ticket_queue, self.workflow_queue):
-                self.redis.delete(queue, f"_kombu.binding.{queue}")
+                # The queue, and its bindings (the exchange is named after the queue).
+                self.redis.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
         except redis.RedisError:
             pass  # the broker test may have left Redis empty; nothing to clean then
         self.redis.close()
