@@ -11,12 +11,7 @@ from task import tts
 from task.models import RoundRobinState, Task
 from tickets.models import WorkflowTicket
 from workflow.models import Steps, Workflows
-from workflow.selectors import (
-    find_matching_workflow,
-    matching_workflow_first_step,
-    workflow_first_step,
-    workflow_next_step,
-)
+from workflow.selectors import find_matching_workflow, workflow_first_step, workflow_next_step
 from workflow_api import errors
 from workflow_api.celery import app as celery_app
 
@@ -107,25 +102,15 @@ def task_create_for_ticket(*, ticket_id: int) -> tuple[Task, bool]:
         if existing is not None:
             return existing, False
 
-    # One query for the usual case; the two-step lookup only to tell which error.
-    step = matching_workflow_first_step(
-        department=ticket.department, category=ticket.category, sub_category=ticket.sub_category
-    )
-    if step is not None:
-        workflow = step.workflow
-    else:
-        workflow = find_matching_workflow(ticket.department, ticket.category, ticket.sub_category)
-        if workflow is None:
-            raise AllocationFailed(
-                f"No deployed workflow for {ticket.department!r} / {ticket.category!r} / "
-                f"{ticket.sub_category!r}",
-                reason=AllocationError.NO_WORKFLOW,
-            )
-        step = workflow_first_step(workflow=workflow)
-        if step is None:
-            raise AllocationFailed(
-                f"Workflow {workflow.name!r} has no steps", reason=AllocationError.NO_STEPS
-            )
+    workflow = find_matching_workflow(ticket.department, ticket.category, ticket.sub_category)
+    if workflow is None:
+        raise AllocationFailed(
+            f"No deployed workflow for {ticket.department!r} / {ticket.category!r} / {ticket.sub_category!r}",
+            reason=AllocationError.NO_WORKFLOW,
+        )
+    step = workflow_first_step(workflow=workflow)
+    if step is None:
+        raise AllocationFailed(f"Workflow {workflow.name!r} has no steps", reason=AllocationError.NO_STEPS)
     # Outside the transaction: no row lock is held while waiting on HTTP.
     user_ids = _step_user_ids(step=step)
 
