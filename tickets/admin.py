@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from tickets import services, tasks
-from tickets.models import WorkflowTicket
+from tickets.models import RedeliveredMessage, WorkflowTicket
 
 
 @admin.register(WorkflowTicket)
@@ -51,3 +51,18 @@ class WorkflowTicketAdmin(admin.ModelAdmin):
         for ticket_id in ticket_ids:
             tasks.create_task_for_ticket.delay_on_commit(ticket_id)
         self.message_user(request, f"Allocation re-queued for {len(ticket_ids)} ticket(s).", messages.SUCCESS)
+
+
+@admin.register(RedeliveredMessage)
+class RedeliveredMessageAdmin(admin.ModelAdmin):
+    list_display = [
+        "message_id",
+        "task_name",
+        "ticket_number",
+        "redeliveries",
+        "dropped",
+        "last_redelivered_at",
+    ]
+    list_filter = ["dropped", "task_name"]
+    search_fields = ["message_id", "ticket_number"]
+    readonly_fields = [field.name for field in RedeliveredMessage._meta.fields]

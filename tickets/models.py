@@ -56,3 +56,28 @@ class WorkflowTicket(models.Model):
             return ""
         label = self.AllocationError(self.allocation_error).label
         return f"{label}: {self.allocation_error_detail}" if self.allocation_error_detail else label
+
+
+class RedeliveredMessage(models.Model):
+    """A ticket message the broker handed out again because no worker finished it.
+
+    Counted so that a message which kills or hangs its worker every time is
+    dropped after a bounded number of deliveries instead of circulating forever.
+    """
+
+    message_id = models.CharField(max_length=255, unique=True)
+    task_name = models.CharField(max_length=200)
+    # Only a plausible ticket number is kept: a malformed message may carry anything.
+    ticket_number = models.CharField(max_length=64, blank=True)
+    redeliveries = models.PositiveIntegerField(default=0)
+    dropped = models.BooleanField(default=False)
+    first_redelivered_at = models.DateTimeField(auto_now_add=True)
+    last_redelivered_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-last_redelivered_at"]
+        verbose_name = "redelivered message"
+        verbose_name_plural = "redelivered messages"
+
+    def __str__(self) -> str:
+        return f"{self.task_name} {self.message_id} ({self.redeliveries} redeliveries)"

@@ -10,7 +10,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from tickets.models import WorkflowTicket
+from tickets.models import RedeliveredMessage, WorkflowTicket
 from tickets.serializers import TicketPayloadSerializer
 
 logger = logging.getLogger(__name__)
@@ -153,3 +153,17 @@ def ticket_reset_allocation(*, ticket_ids: list[int]) -> list[int]:
         updated_at=timezone.now(),
     )
     return ids
+
+
+def message_record_redelivery(*, message_id: str, task_name: str, ticket_number: str) -> RedeliveredMessage:
+    """Count one more redelivery of a message; marks it dropped once the cap is reached."""
+    with transaction.atomic():
+        RedeliveredMessage.objects.bulk_create(
+            [RedeliveredMessage(message_id=message_id, task_name=task_name, ticket_number=ticket_number)],
+            ignore_conflicts=True,
+        )
+        message = RedeliveredMessage.objects.select_for_update().get(message_id=message_id)
+        message.redeliveries += 1
+        message.dropped = message.redeliveries >= settings.TICKET_MESSAGE_MAX_REDELIVERIES
+        message.save(update_fields=["redeliveries", "dropped", "last_redelivered_at"])
+    return message

@@ -45,15 +45,35 @@ def _backoff(retries: int) -> int:
 )
 def receive_ticket(self, ticket_data: object) -> dict:
     """Store a producer's ticket; a new ticket gets its task after the commit."""
+    if (self.request.delivery_info or {}).get("redelivered"):
+        # The broker hands a message out again when its worker died or hung
+        # (late acknowledgement). Bound that, or a poison message never leaves.
+        message = services.message_record_redelivery(
+            message_id=self.request.id,
+            task_name=self.name,
+            ticket_number=_plausible_number(ticket_data) or "",
+        )
+        if message.dropped:
+            logger.error(
+                "Dropped ticket message %s (ticket number %r): redelivered %s times without finishing",
+                message.message_id,
+                message.ticket_number,
+                message.redeliveries,
+            )
+            return {
+                "status": "error",
+                "errors": {
+                    "non_field_errors": [
+                        f"Message redelivered {message.redeliveries} times without finishing; dropped."
+                    ]
+                },
+            }
     try:
         ticket, action = services.ticket_receive(payload=ticket_data)
     except services.TicketInvalid as exc:
-        number = ticket_data.get("ticket_id") if isinstance(ticket_data, dict) else None
-        # Only a plausible ticket number: a malformed one may be any part of the
-        # message, including the requester's personal data.
-        if not isinstance(number, str | int) or isinstance(number, bool) or len(str(number)) > 64:
-            number = None
-        logger.warning("Rejected ticket message (ticket number %r): %s", number, exc.errors)
+        logger.warning(
+            "Rejected ticket message (ticket number %r): %s", _plausible_number(ticket_data), exc.errors
+        )
         return {"status": "error", "errors": exc.errors}
     # A redelivered message for a ticket whose allocation never started
     # enqueues it again: the first delivery may have died between its commit
@@ -113,6 +133,15 @@ def create_task_for_ticket(self, ticket_id: int) -> dict:
         "task_id": task.task_id,
         "action": "created" if created else "existing",
     }
+
+
+def _plausible_number(ticket_data: object) -> str | None:
+    """The message's ticket number if it looks like one; a malformed one may be any
+    part of the message, including the requester's personal data, and is not logged."""
+    number = ticket_data.get("ticket_id") if isinstance(ticket_data, dict) else None
+    if not isinstance(number, str | int) or isinstance(number, bool) or len(str(number)) > 64:
+        return None
+    return str(number)
 
 
 def _transient_message(exc: Exception) -> str:

@@ -208,6 +208,8 @@ ALLOCATION_RETRY_BACKOFF_MAX = env.int("ALLOCATION_RETRY_BACKOFF_MAX", default=3
 # Celery retries included) after which the ticket is given up on, with the
 # reason recorded; bounds a message that fails, or kills its worker, every time.
 ALLOCATION_MAX_ATTEMPTS = env.int("ALLOCATION_MAX_ATTEMPTS", default=10)
+# Redeliveries of one receive_ticket message (its worker died or hung) before it is dropped.
+TICKET_MESSAGE_MAX_REDELIVERIES = env.int("TICKET_MESSAGE_MAX_REDELIVERIES", default=5)
 # The sweeper retries a ticket only once nothing happened to it for this long:
 # its message was lost, or its last attempt failed transiently. Longer than the
 # longest retry delay, so a message still waiting to retry is not doubled.
