@@ -12,6 +12,8 @@ targets. Every process started here is stopped on every exit path.
 
 import argparse
 import contextlib
+import ctypes
+import ctypes.util
 import http.client
 import json
 import os
@@ -38,6 +40,7 @@ RECEIVE_TASK = "tickets.tasks.receive_ticket"
 NOOP_TASK = "bench.tasks.noop"
 INSERT_TASK = "bench.tasks.insert_row"
 NOTIFY_CHANNEL = "bench_task_committed"
+PR_SET_PDEATHSIG = 1
 
 PROFILES = {
     "full": {
@@ -142,6 +145,13 @@ def wait_until(predicate, *, timeout: float, interval: float = 0.005, what: str,
 # --- child processes ------------------------------------------------------------------------------
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if the harness dies, even by SIGKILL (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class Processes:
     """Children in their own process groups, so a worker's pool goes down with it."""
 
@@ -152,7 +162,13 @@ class Processes:
     def start(self, name: str, argv: list[str], env: dict) -> subprocess.Popen:
         log_file = (self.log_dir / f"{name}.log").open("ab")
         proc = subprocess.Popen(  # noqa: S603  (our own interpreter and tools)
-            argv, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+            argv,
+            cwd=ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         log_file.close()
         self.children[name] = proc
