@@ -4,12 +4,14 @@ import os
 import signal
 import time
 
+import psycopg
 import pytest
+from django.db import connection, transaction
 
 from conftest import ticket_payload
 from task.models import Task
 from tests.integration.conftest import tts_calls, wait_until
-from tickets.models import WorkflowTicket
+from tickets.models import RedeliveredMessage, WorkflowTicket
 
 pytestmark = pytest.mark.integration
 
@@ -76,3 +78,53 @@ def test_allocation_that_kills_its_worker_every_time_is_not_redelivered_forever(
         "last: no attempt finished (worker process lost or hard time limit)"
     )
     assert not Task.objects.exists()
+
+
+def _lock_waiters() -> set[int]:
+    """Backends of the test database blocked on a lock (seen from a connection of their own)."""
+    db = connection.settings_dict
+    with psycopg.connect(
+        dbname=db["NAME"], user=db["USER"] or None, host=db["HOST"] or None, port=db["PORT"] or None
+    ) as probe:
+        rows = probe.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        ).fetchall()
+    return {pid for (pid,) in rows}
+
+
+def test_ticket_message_that_kills_its_worker_every_time_is_dropped_after_the_redelivery_cap(cluster):
+    # The same ticket, inserted by us and not committed: the worker's INSERT
+    # waits on it, and its pool process is killed there each time.
+    worker = cluster.start("victim", TICKET_MESSAGE_MAX_REDELIVERIES=3)
+    blocked: set[int] = set()
+    with transaction.atomic():
+        WorkflowTicket.objects.create(ticket_number="TX-POISON-MSG", subject="held by the test")
+        cluster.broker.send_ticket(ticket_payload("TX-POISON-MSG"))
+        for delivery in range(1, 4):
+            new = wait_until(
+                lambda seen=frozenset(blocked): _lock_waiters() - seen,
+                timeout=30,
+                what=f"delivery {delivery} to block",
+            )
+            blocked |= new
+            for pid in worker.pool_pids():
+                os.kill(pid, signal.SIGKILL)
+        message = wait_until(
+            lambda: RedeliveredMessage.objects.filter(ticket_number="TX-POISON-MSG", dropped=True).first(),
+            timeout=30,
+            what="the message to be dropped",
+        )
+        # A backend blocked on a lock does not notice its client died: end the
+        # killed deliveries' sessions, or their INSERTs would finish after ours.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [sorted(blocked)]
+            )
+        transaction.set_rollback(True)
+    wait_until(cluster.broker.idle, timeout=10, what="the message to be acknowledged")
+
+    assert len(blocked) == 3
+    assert message.redeliveries == 3
+    assert worker.log().count("exited with 'signal 9 (SIGKILL)'") == 3
+    assert "Dropped ticket message" in worker.log()
+    assert not WorkflowTicket.objects.filter(ticket_number="TX-POISON-MSG").exists()
