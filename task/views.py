@@ -44,7 +44,10 @@ class TaskFilter(filters.FilterSet):
 class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Tasks: read them, and drive them through their lifecycle with the actions below."""
 
-    queryset = Task.objects.select_related("ticket", "workflow", "current_step__role")
+    # The ticket's raw payload is large and not part of a task's representation.
+    queryset = Task.objects.select_related("ticket", "workflow", "current_step__role").defer(
+        "ticket__ticket_data"
+    )
     serializer_class = TaskSerializer
     filterset_class = TaskFilter
     # Everything but reading one's own tasks and updating one's own status is staff work.
