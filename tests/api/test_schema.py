@@ -83,3 +83,10 @@ def test_schema_and_docs_are_served_to_authenticated_callers(staff):
     assert "/tasks/api/tasks/{task_id}/assign_user/" in schema_response.json()["paths"]
     assert docs_response.status_code == 200
     assert b"swagger-ui" in docs_response.content
+
+
+def test_docs_page_loads_swagger_ui_from_the_service_itself_not_a_cdn(staff):
+    page = staff.get("/api/docs/").content.decode()
+
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in page
+    assert "cdn.jsdelivr.net" not in page
