@@ -52,6 +52,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves the admin's and the API docs' static files under gunicorn (after collectstatic).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     # CORS first, so that even a refused request (413) carries its CORS headers
     # and the browser shows the frontend the real status.
     "corsheaders.middleware.CorsMiddleware",
@@ -106,7 +108,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=BASE_DIR / "staticfiles")
 
 REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "workflow_api.api.exception_handler",
