@@ -30,6 +30,18 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def get_when_listening(url: str, *, timeout: float = 30, **kwargs) -> requests.Response:
+    """GET `url` as soon as a server just started answers there; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return requests.get(url, timeout=5, **kwargs)
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def test_demo_runs_the_six_steps_and_passes_every_check(tmp_path):
     env = _clean_env(DATABASE_URL=f"sqlite:///{tmp_path / 'demo.sqlite3'}")
     subprocess.run(
@@ -68,15 +80,7 @@ def test_fake_tts_runs_on_its_own_and_serves_lists_from_a_json_file(tmp_path):
     )
     url = f"http://127.0.0.1:{port}/api/v1/tts/round-robin/"
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                known = requests.get(url, params={"role_name": "Night Shift"}, timeout=2)
-                break
-            except requests.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        known = get_when_listening(url, params={"role_name": "Night Shift"})
         unknown = requests.get(url, params={"role_name": "Nobody"}, timeout=2)
     finally:
         server.terminate()

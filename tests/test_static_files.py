@@ -3,12 +3,11 @@
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import requests
 
-from tests.test_demo_and_fake_tts import _clean_env, _free_port
+from tests.test_demo_and_fake_tts import _clean_env, _free_port, get_when_listening
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -39,17 +38,9 @@ def test_collected_static_files_are_served_by_the_app_server(tmp_path):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                swagger = requests.get(
-                    f"{base}/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js", timeout=5
-                )
-                break
-            except requests.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        swagger = get_when_listening(
+            f"{base}/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js"
+        )
         admin_css = requests.get(f"{base}/static/admin/css/base.css", timeout=5)
     finally:
         server.terminate()
