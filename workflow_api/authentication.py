@@ -87,7 +87,7 @@ def _decode(token: str) -> dict:
         # No key configured: no token can be trusted (check --deploy reports it).
         raise exceptions.AuthenticationFailed("Token authentication is not configured.")
     try:
-        return jwt.decode(
+        claims = jwt.decode(
             token,
             settings.JWT_SIGNING_KEY,
             algorithms=[ALGORITHM],
@@ -107,6 +107,12 @@ def _decode(token: str) -> dict:
         # The reason, never the token: logs must not carry credentials.
         logger.info("Rejected token: %s", type(exc).__name__)
         raise exceptions.AuthenticationFailed("Invalid token.") from exc
+    # Auth services that issue refresh tokens mark them with token_type; a
+    # refresh token is long-lived and is not a caller's credential here.
+    if claims.get("token_type", "access") != "access":
+        logger.info("Rejected token: token_type %r", claims.get("token_type"))
+        raise exceptions.AuthenticationFailed("Invalid token.")
+    return claims
 
 
 def _user_from_claims(claims: dict) -> TokenUser:

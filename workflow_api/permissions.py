@@ -11,10 +11,15 @@ def is_staff(user: object) -> bool:
 
 
 def caller_user_id(user: object) -> int | None:
-    """The id task assignments name the caller by (`userID`): the token's user_id or the account's pk."""
+    """The id task assignments name the caller by (`userID`): a token's user_id.
+
+    Assignments name users of the ecosystem's auth service; a local Django
+    account's pk is another numbering, so a non-staff local account is no one's
+    assignee.
+    """
     if not getattr(user, "is_authenticated", False):
         return None
-    return getattr(user, "user_id", None) or getattr(user, "pk", None)
+    return getattr(user, "user_id", None)
 
 
 class IsStaff(permissions.BasePermission):

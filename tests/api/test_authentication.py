@@ -132,6 +132,7 @@ def _future() -> int:
         (lambda: _signed({"user_id": "three", "exp": _future()}), "user_id not a number"),
         (lambda: _signed({"user_id": 0, "exp": _future()}), "user_id not positive"),
         (lambda: "not-a-jwt", "garbage"),
+        (lambda: _signed({"user_id": 3, "exp": _future(), "token_type": "refresh"}), "refresh token"),
     ],
     ids=lambda value: value if isinstance(value, str) else "",
 )
@@ -219,3 +220,33 @@ def test_browsable_api_login_form_starts_a_session(db, client):
     assert response.status_code == 302
     assert client.get(TASKS).status_code == 200
     assert client.get("/tickets/api/tickets/").status_code == 403  # a session is not staff by itself
+
+
+def test_token_marked_as_access_token_is_accepted(assigned_task):
+    token = _signed({"user_id": 3, "exp": _future(), "token_type": "access"})
+
+    assert _bearer(token).get(TASKS).status_code == 200
+
+
+def test_a_local_non_staff_account_is_nobodys_assignee(db, client, assigned_task):
+    # Its pk is a local number, not an auth-service user id, even when they coincide.
+    user_model = get_user_model()
+    user_model.objects.bulk_create(
+        [
+            user_model(pk=pk, username=f"local-{pk}")
+            for pk in range(1, 4)
+            if not user_model.objects.filter(pk=pk)
+        ]
+    )
+    client.force_login(user_model.objects.get(pk=3))
+
+    listing = client.get(TASKS)
+    status_change = client.post(
+        f"{TASKS}{assigned_task.pk}/update_user_status/",
+        {"user_id": 3, "status": "in_progress"},
+        content_type="application/json",
+    )
+
+    assert listing.status_code == 200
+    assert listing.json()["count"] == 0
+    assert status_change.status_code == 404
