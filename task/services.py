@@ -216,7 +216,9 @@ def _complete_locked(task: Task) -> Task:
     task.save(update_fields=["status", "updated_at"])
     if task.workflow.end_logic == Workflows.EndLogic.NOTIFICATION:
         payload = notification_payload(task=task)
-        transaction.on_commit(lambda: _send_notification(payload))
+        # robust: the task is completed either way; a broker failure is logged
+        # (with the payload's ids) instead of failing a request that committed.
+        transaction.on_commit(lambda: _send_notification(payload), robust=True)
     logger.info("Task %s completed (ticket %s)", task.task_id, task.ticket.ticket_number)
     return task
 

@@ -38,10 +38,13 @@ def _backoff(retries: int) -> int:
     name="tickets.tasks.receive_ticket",
     bind=True,
     autoretry_for=(OperationalError,),
-    max_retries=5,
+    # A message that never reached the database cannot be recovered by the
+    # sweeper: ride out a database outage of half an hour or so (full-jitter
+    # backoff, each wait at most the allocation backoff cap, which the broker's
+    # visibility timeout is sized for).
+    max_retries=20,
     retry_backoff=True,
-    # Never longer than the allocation backoff: the broker's visibility timeout is sized for that.
-    retry_backoff_max=min(60, settings.ALLOCATION_RETRY_BACKOFF_MAX),
+    retry_backoff_max=settings.ALLOCATION_RETRY_BACKOFF_MAX,
 )
 def receive_ticket(self, ticket_data: object) -> dict:
     """Store a producer's ticket; a new ticket gets its task after the commit."""
@@ -75,9 +78,9 @@ def receive_ticket(self, ticket_data: object) -> dict:
             "Rejected ticket message (ticket number %r): %s", _plausible_number(ticket_data), exc.errors
         )
         return {"status": "error", "errors": exc.errors}
-    # A redelivered message for a ticket whose allocation never started
-    # enqueues it again: the first delivery may have died between its commit
-    # and the enqueue. A duplicate allocation message is harmless.
+    # A message (a redelivery, or an update) for a ticket whose allocation
+    # never started enqueues it again: the first delivery may have died between
+    # its commit and the enqueue. A duplicate allocation message is harmless.
     if action == services.CREATED or (not ticket.is_task_allocated and ticket.allocation_attempts == 0):
         create_task_for_ticket.delay_on_commit(ticket.pk)
     logger.info("Ticket %s %s (id %s)", ticket.ticket_number, action, ticket.pk)

@@ -2,6 +2,7 @@
 
 import logging
 
+from django.db import IntegrityError
 from django.db.models import ProtectedError, RestrictedError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
@@ -32,6 +33,13 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         # Deleting configuration that tasks or steps still use: the caller must detach it first.
         return Response(
             {"detail": "This object is still in use and cannot be deleted.", "code": "protected"},
+            status=status.HTTP_409_CONFLICT,
+        )
+    if isinstance(exc, IntegrityError):
+        # A unique value taken by a concurrent request after validation passed.
+        logger.info("Integrity conflict on %s: %s", context["request"].path, type(exc).__name__)
+        return Response(
+            {"detail": "This conflicts with data saved meanwhile; reload and retry.", "code": "conflict"},
             status=status.HTTP_409_CONFLICT,
         )
     return drf_exception_handler(exc, context)

@@ -115,3 +115,18 @@ def test_admin_deploys_a_workflow_submitted_with_its_steps(admin_client, role):
     workflow = Workflows.objects.get()
     assert workflow.status == Workflows.Status.DEPLOYED
     assert list(workflow.steps.values_list("name", flat=True)) == ["Triage"]
+
+
+def test_a_unique_name_taken_after_validation_is_409_not_500(api_client, monkeypatch):
+    from rest_framework.validators import UniqueValidator
+
+    from workflow.models import Roles
+
+    Roles.objects.create(name="Manager")
+    # As if a concurrent request created the role between our validation and our INSERT.
+    monkeypatch.setattr(UniqueValidator, "__call__", lambda self, value, field: None)
+
+    response = api_client.post("/workflow/api/roles/", {"name": "Manager"}, format="json")
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "conflict"
