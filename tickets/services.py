@@ -3,12 +3,13 @@
 import contextlib
 import json
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from tickets.models import RedeliveredMessage, WorkflowTicket
 from tickets.serializers import TicketPayloadSerializer
@@ -32,7 +33,8 @@ def ticket_receive(*, payload: object) -> tuple[WorkflowTicket, str]:
     """Create or update the ticket a message describes; returns (ticket, 'created' | 'updated').
 
     Idempotent: a redelivered message finds its ticket by number and writes
-    nothing if the content is unchanged. Allocation state is never reset here.
+    nothing if the content is unchanged; a version older than the stored one
+    (by the producer's updated_at) is ignored. Allocation state is never reset here.
     """
     serializer = TicketPayloadSerializer(data=payload)
     if not serializer.is_valid():
@@ -52,6 +54,12 @@ def ticket_receive(*, payload: object) -> tuple[WorkflowTicket, str]:
 
     with transaction.atomic():
         ticket = WorkflowTicket.objects.select_for_update().get(ticket_number=ticket_number)
+        incoming, stored = _producer_updated_at(payload), _producer_updated_at(ticket.ticket_data)
+        if incoming is not None and stored is not None and incoming < stored:
+            # Messages can arrive out of order (two workers, a redelivery): an
+            # older version of the ticket must not overwrite a newer one.
+            logger.info("Ticket %s: ignored a version older than the stored one", ticket_number)
+            return ticket, UPDATED
         changed = [name for name, value in fields.items() if getattr(ticket, name) != value]
         for name in changed:
             setattr(ticket, name, fields[name])
@@ -61,6 +69,23 @@ def ticket_receive(*, payload: object) -> tuple[WorkflowTicket, str]:
         if changed:
             ticket.save(update_fields=[*changed, "updated_at"])
     return ticket, UPDATED
+
+
+def _producer_updated_at(payload: object) -> datetime | None:
+    """When the producer last changed the ticket, if the message says so (updated_at or update_date)."""
+    if not isinstance(payload, dict):
+        return None
+    for key in ("updated_at", "update_date"):
+        value = payload.get(key)
+        if not isinstance(value, str):
+            continue
+        try:
+            parsed = parse_datetime(value)
+        except ValueError:
+            parsed = None
+        if parsed is not None:
+            return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)
+    return None
 
 
 def ticket_begin_allocation_attempt(*, ticket_id: int) -> int | None:

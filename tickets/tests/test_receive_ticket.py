@@ -134,3 +134,26 @@ def test_unknown_keys_and_nulls_never_reject_a_ticket(django_capture_on_commit_c
     ticket = WorkflowTicket.objects.get()
     assert ticket.description == ""
     assert ticket.ticket_data["whatever"] == {"nested": [1, None]}
+
+
+def test_an_older_version_arriving_late_does_not_overwrite_a_newer_one(django_capture_on_commit_callbacks):
+    newer = ticket_payload("TX-ORDER", status="Closed", updated_at="2025-11-10T10:00:00+08:00")
+    older = ticket_payload("TX-ORDER", status="Open", updated_at="2025-11-10T09:00:00+08:00")
+
+    _receive(newer, django_capture_on_commit_callbacks)
+    late = _receive(older, django_capture_on_commit_callbacks)
+
+    ticket = WorkflowTicket.objects.get()
+    assert late["status"] == "success"
+    assert ticket.status == "Closed"
+    assert ticket.ticket_data["updated_at"] == "2025-11-10T10:00:00+08:00"
+
+
+def test_versions_without_a_timestamp_apply_in_arrival_order(django_capture_on_commit_callbacks):
+    _receive(ticket_payload("TX-NOTIME", status="Open"), django_capture_on_commit_callbacks)
+    _receive(
+        ticket_payload("TX-NOTIME", status="Closed", updated_at="not a date"),
+        django_capture_on_commit_callbacks,
+    )
+
+    assert WorkflowTicket.objects.get().status == "Closed"
