@@ -12,6 +12,7 @@ class WorkflowTicket(models.Model):
         TTS_UNAVAILABLE = "tts_unavailable", "TTS service unavailable"
         TTS_BAD_RESPONSE = "tts_bad_response", "TTS service answered malformed data"
         ATTEMPTS_EXHAUSTED = "attempts_exhausted", "Gave up after too many attempts"
+        INTERNAL_ERROR = "internal_error", "Unexpected error (see the worker's log)"
 
     # Failures that may heal by themselves; the sweeper retries only these.
     TRANSIENT_ERRORS = (AllocationError.TTS_UNAVAILABLE,)

@@ -130,6 +130,13 @@ def create_task_for_ticket(self, ticket_id: int) -> dict:
             # The sweeper will not try again: say that the ticket was given up on, and why.
             return _give_up(ticket_id, settings.ALLOCATION_MAX_ATTEMPTS, last=message)
         return _final_failure(ticket_id, AllocationError.TTS_UNAVAILABLE, message)
+    except Exception as exc:
+        # A defect, not an outcome: say so on the ticket, where operators look
+        # (the type only: the message may quote data), and let Celery log it.
+        services.ticket_record_allocation_failure(
+            ticket_id=ticket_id, reason=AllocationError.INTERNAL_ERROR, detail=type(exc).__name__
+        )
+        raise
     return {
         "status": "success",
         "ticket_id": ticket_id,

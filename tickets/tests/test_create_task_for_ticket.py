@@ -174,3 +174,20 @@ def test_sweeper_reenqueues_transient_failures_and_lost_tickets_only(tts, workfl
     assert allocated == {transient.pk, never_ran.pk}
     exhausted.refresh_from_db()
     assert exhausted.allocation_failure_reason.startswith("TTS service unavailable")
+
+
+def test_an_unexpected_error_is_recorded_on_the_ticket_and_raised(tts, workflow, ticket, monkeypatch):
+    from task import services as task_services
+
+    def broken(**kwargs):
+        raise ZeroDivisionError("a defect")
+
+    monkeypatch.setattr(task_services, "task_create_for_ticket", broken)
+
+    with pytest.raises(ZeroDivisionError):
+        _create(ticket.pk)
+
+    ticket.refresh_from_db()
+    assert not ticket.is_task_allocated
+    assert ticket.allocation_error == Reason.INTERNAL_ERROR
+    assert ticket.allocation_failure_reason == "Unexpected error (see the worker's log): ZeroDivisionError"
