@@ -27,6 +27,12 @@ class StepSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["step_id"]
 
+    def validate_workflow(self, workflow: Workflows) -> Workflows:
+        # Moving a step could leave its deployed workflow without steps; create a new one instead.
+        if self.instance is not None and workflow.pk != self.instance.workflow_id:
+            raise serializers.ValidationError("A step cannot move to another workflow.")
+        return workflow
+
 
 class WorkflowSerializer(serializers.ModelSerializer):
     steps = StepSerializer(many=True, read_only=True)

@@ -130,3 +130,14 @@ def test_a_unique_name_taken_after_validation_is_409_not_500(api_client, monkeyp
 
     assert response.status_code == 409
     assert response.json()["code"] == "conflict"
+
+
+def test_a_step_cannot_move_to_another_workflow(api_client, workflow, role):
+    other = make_workflow(name="Other", status=Workflows.Status.DRAFT, steps=[role])
+    step = workflow.steps.get()
+
+    response = api_client.patch(f"/workflow/api/steps/{step.pk}/", {"workflow": other.pk}, format="json")
+
+    assert response.status_code == 400
+    assert "workflow" in response.json()
+    assert workflow.steps.count() == 1
