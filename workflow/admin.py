@@ -1,8 +1,10 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
+from workflow import services
 from workflow.models import Roles, Steps, Workflows
+from workflow_api import errors
 
 
 @admin.register(Roles)
@@ -53,3 +55,24 @@ class StepsAdmin(admin.ModelAdmin):
     list_display = ["step_id", "workflow", "order", "name", "role"]
     list_filter = ["workflow", "role"]
     ordering = ["workflow", "order"]
+
+    def has_delete_permission(self, request, obj: Steps | None = None) -> bool:
+        # The last step of a deployed workflow stays, or the workflow would have none.
+        if obj is not None and services.is_last_step_of_deployed_workflow(step=obj):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_model(self, request, obj: Steps) -> None:
+        services.step_delete(step=obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        kept = 0
+        for step in queryset.select_related("workflow"):
+            try:
+                services.step_delete(step=step)
+            except errors.InvalidTransition:
+                kept += 1
+        if kept:
+            self.message_user(
+                request, f"Kept {kept} step(s): the last step of a deployed workflow.", messages.WARNING
+            )

@@ -141,3 +141,26 @@ def test_a_step_cannot_move_to_another_workflow(api_client, workflow, role):
     assert response.status_code == 400
     assert "workflow" in response.json()
     assert workflow.steps.count() == 1
+
+
+def test_admin_keeps_the_last_step_of_a_deployed_workflow(admin_client, workflow):
+    step = workflow.steps.get()
+
+    single = admin_client.post(f"/admin/workflow/steps/{step.pk}/delete/", {"post": "yes"})
+    bulk = admin_client.post(
+        "/admin/workflow/steps/", {"action": "delete_selected", "_selected_action": [step.pk], "post": "yes"}
+    )
+
+    assert single.status_code == 403
+    assert bulk.status_code == 403
+    assert Steps.objects.filter(pk=step.pk).exists()
+
+
+def test_admin_deletes_a_step_the_workflow_can_spare(admin_client, workflow, role):
+    spare = Steps.objects.create(workflow=workflow, role=role, name="Spare", order=2)
+
+    response = admin_client.post(f"/admin/workflow/steps/{spare.pk}/delete/", {"post": "yes"})
+
+    assert response.status_code == 302
+    assert not Steps.objects.filter(pk=spare.pk).exists()
+    assert workflow.steps.count() == 1
