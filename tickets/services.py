@@ -144,13 +144,9 @@ def _pending_allocation():
     )
 
 
-def ticket_ids_pending_allocation(*, limit: int = 500) -> list[int]:
-    """Unallocated tickets worth another try: transient failures under the attempt cap, and lost messages."""
-    return list(_pending_allocation().order_by("created_at").values_list("pk", flat=True)[:limit])
-
-
 def ticket_claim_pending_allocation(*, limit: int = 500) -> list[int]:
-    """Like ticket_ids_pending_allocation, but stamps the tickets so the next sweep leaves them alone.
+    """Unallocated tickets worth another try (transient failures under the attempt cap, lost messages),
+    stamped so that the next sweep leaves them alone.
 
     Two sweepers running at once (two beat processes by mistake) split the
     tickets between them instead of enqueuing each twice.
