@@ -91,7 +91,12 @@ def task_create_for_ticket(*, ticket_id: int) -> tuple[Task, bool]:
     creates nothing. Raises NotFound, AllocationFailed, or tts.TTSUnavailable /
     tts.TTSBadResponse.
     """
-    ticket = WorkflowTicket.objects.filter(pk=ticket_id).first()
+    # Not the raw payload: allocation needs only the routing fields.
+    ticket = (
+        WorkflowTicket.objects.filter(pk=ticket_id)
+        .only("ticket_number", "department", "category", "sub_category", "is_task_allocated")
+        .first()
+    )
     if ticket is None:
         raise errors.NotFound(f"Ticket {ticket_id} does not exist")
     # The flag and the task are written in one transaction, so only an
