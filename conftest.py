@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import responses
 
+from workflow import selectors
 from workflow.models import Roles, Steps, Workflows
 from workflow_api.celery import app as celery_app
 
@@ -25,6 +26,18 @@ def _eager_celery(request, settings):
     celery_app.conf.task_always_eager = True
     yield
     celery_app.conf.task_always_eager = previous
+
+
+@pytest.fixture(autouse=True)
+def _fresh_routes():
+    """Each test builds its own workflows: start without routes cached by an earlier test.
+
+    A stale entry would still be caught (see workflow.selectors.ticket_route),
+    but at the price of a second TTS call that tests counting calls would see.
+    """
+    selectors.forget_routes()
+    yield
+    selectors.forget_routes()
 
 
 class FakeTTS:

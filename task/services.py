@@ -11,7 +11,13 @@ from task import tts
 from task.models import RoundRobinState, Task
 from tickets.models import WorkflowTicket
 from workflow.models import Steps, Workflows
-from workflow.selectors import find_matching_workflow, workflow_first_step, workflow_next_step
+from workflow.selectors import (
+    TicketRoute,
+    route_is_current,
+    route_still_current,
+    ticket_route,
+    workflow_next_step,
+)
 from workflow_api import errors
 from workflow_api.celery import app as celery_app
 
@@ -84,19 +90,21 @@ def _step_user_ids(*, step: Steps) -> list[int]:
     return user_ids
 
 
-def task_create_for_ticket(*, ticket_id: int) -> tuple[Task, bool]:
+def task_create_for_ticket(*, ticket_id: int, ticket: WorkflowTicket | None = None) -> tuple[Task, bool]:
     """Create the ticket's task and mark it allocated; returns (task, created).
 
     Idempotent: for a ticket that already has its task, returns that task and
     creates nothing. Raises NotFound, AllocationFailed, or tts.TTSUnavailable /
-    tts.TTSBadResponse.
+    tts.TTSBadResponse. `ticket`: the row as the caller has just stored it, which
+    saves reading it again.
     """
-    # Not the raw payload: allocation needs only the routing fields.
-    ticket = (
-        WorkflowTicket.objects.filter(pk=ticket_id)
-        .only("ticket_number", "department", "category", "sub_category", "is_task_allocated")
-        .first()
-    )
+    if ticket is None:
+        # Not the raw payload: allocation needs only the routing fields.
+        ticket = (
+            WorkflowTicket.objects.filter(pk=ticket_id)
+            .only("ticket_number", "department", "category", "sub_category", "is_task_allocated")
+            .first()
+        )
     if ticket is None:
         raise errors.NotFound(f"Ticket {ticket_id} does not exist")
     # The flag and the task are written in one transaction, so only an
@@ -107,13 +115,36 @@ def task_create_for_ticket(*, ticket_id: int) -> tuple[Task, bool]:
         if existing is not None:
             return existing, False
 
-    workflow = find_matching_workflow(ticket.department, ticket.category, ticket.sub_category)
+    route = ticket_route(
+        department=ticket.department, category=ticket.category, sub_category=ticket.sub_category
+    )
+    try:
+        created = _create_task_on_route(ticket=ticket, route=route)
+    except (AllocationFailed, tts.TTSUnavailable, tts.TTSBadResponse):
+        if route_is_current(route):
+            raise
+        created = None
+    if created is None:
+        # The cached route went stale (roles, workflows or steps changed since
+        # it was read): route again from the database.
+        route = ticket_route(
+            department=ticket.department,
+            category=ticket.category,
+            sub_category=ticket.sub_category,
+            use_cache=False,
+        )
+        created = _create_task_on_route(ticket=ticket, route=route)
+    return created
+
+
+def _create_task_on_route(*, ticket: WorkflowTicket, route: TicketRoute) -> tuple[Task, bool] | None:
+    """Create the ticket's task on `route`; None when a cached route turned out stale."""
+    workflow, step = route.workflow, route.step
     if workflow is None:
         raise AllocationFailed(
             f"No deployed workflow for {ticket.department!r} / {ticket.category!r} / {ticket.sub_category!r}",
             reason=AllocationError.NO_WORKFLOW,
         )
-    step = workflow_first_step(workflow=workflow)
     if step is None:
         raise AllocationFailed(f"Workflow {workflow.name!r} has no steps", reason=AllocationError.NO_STEPS)
     # Outside the transaction: no row lock is held while waiting on HTTP.
@@ -123,21 +154,24 @@ def task_create_for_ticket(*, ticket_id: int) -> tuple[Task, bool]:
         with transaction.atomic():
             # Marking the ticket first takes its row lock: concurrent deliveries
             # of one ticket queue here, and the loser's INSERT below then hits
-            # one_task_per_ticket. Three statements in one transaction, no reads.
-            WorkflowTicket.objects.filter(pk=ticket_id).update(
+            # one_task_per_ticket. Three statements in one transaction, no reads;
+            # the first also confirms a cached route.
+            marked = WorkflowTicket.objects.filter(route_still_current(route), pk=ticket.pk).update(
                 is_task_allocated=True,
                 allocation_error=AllocationError.NONE,
                 allocation_error_detail="",
                 last_allocation_attempt_at=timezone.now(),
                 updated_at=timezone.now(),
             )
+            if not marked and route.cached_at_version is not None:
+                return None
             users = apply_round_robin_assignment(
                 user_ids, step.role.name, settings.ROUND_ROBIN_MAX_ASSIGNMENTS
             )
             task = Task.objects.create(ticket=ticket, workflow=workflow, current_step=step, users=users)
     except IntegrityError:
         # Lost the race: the rollback undid our flag and round-robin turn too.
-        existing = Task.objects.filter(ticket_id=ticket_id).first()
+        existing = Task.objects.filter(ticket_id=ticket.pk).first()
         if existing is None:
             raise
         return existing, False

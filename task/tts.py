@@ -61,15 +61,34 @@ def _parse_user_ids(body: object, role_name: str) -> list[int]:
     return list(dict.fromkeys(body))
 
 
+def _round_robin_request(role_name: str) -> requests.PreparedRequest:
+    # Built once per role and thread: preparing a request (URL parsing and
+    # quoting, header merging) costs as much as the call to TTS itself.
+    prepared = getattr(_local, "prepared", None)
+    if prepared is None or len(prepared) > 256:
+        prepared = _local.prepared = {}
+    key = (settings.TTS_SERVICE_URL, role_name)
+    if key not in prepared:
+        request = requests.Request(
+            "GET",
+            f"{settings.TTS_SERVICE_URL}{ROUND_ROBIN_PATH}",
+            params={"role_name": role_name},
+            headers={"Accept": "application/json"},
+        )
+        prepared[key] = _session().prepare_request(request)
+    return prepared[key].copy()
+
+
 def get_role_user_ids(role_name: str) -> list[int]:
     """User ids TTS lists for a role; raises TTSUnavailable (retryable) or TTSBadResponse (final)."""
-    url = f"{settings.TTS_SERVICE_URL}{ROUND_ROBIN_PATH}"
+    request = _round_robin_request(role_name)
+    session = _session()
     try:
-        response = _session().get(
-            url,
-            params={"role_name": role_name},
+        # Straight to the pooled connection: no redirects, cookies or hooks to handle.
+        response = session.get_adapter(request.url).send(
+            request,
             timeout=(settings.TTS_CONNECT_TIMEOUT, settings.TTS_READ_TIMEOUT),
-            headers={"Accept": "application/json"},
+            proxies=session.proxies,
         )
     except requests.RequestException as exc:
         raise TTSUnavailable(f"TTS unreachable for role {role_name!r}: {exc.__class__.__name__}") from exc

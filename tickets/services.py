@@ -29,12 +29,14 @@ class TicketInvalid(Exception):
         self.errors = json.loads(json.dumps(errors))
 
 
-def ticket_receive(*, payload: object) -> tuple[WorkflowTicket, str]:
+def ticket_receive(*, payload: object, allocating: bool = False) -> tuple[WorkflowTicket, str]:
     """Create or update the ticket a message describes; returns (ticket, 'created' | 'updated').
 
     Idempotent: a redelivered message finds its ticket by number and writes
     nothing if the content is unchanged; a version older than the stored one
     (by the producer's updated_at) is ignored. Allocation state is never reset here.
+    `allocating`: the caller starts allocating a new ticket right after this
+    returns, so its first attempt is counted in the INSERT itself.
     """
     serializer = TicketPayloadSerializer(data=payload)
     if not serializer.is_valid():
@@ -47,7 +49,13 @@ def ticket_receive(*, payload: object) -> tuple[WorkflowTicket, str]:
     # inside a caller's transaction a savepoint keeps a duplicate from aborting it.
     try:
         with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
-            ticket = WorkflowTicket.objects.create(ticket_number=ticket_number, ticket_data=payload, **fields)
+            ticket = WorkflowTicket.objects.create(
+                ticket_number=ticket_number,
+                ticket_data=payload,
+                allocation_attempts=1 if allocating else 0,
+                last_allocation_attempt_at=timezone.now() if allocating else None,
+                **fields,
+            )
         return ticket, CREATED
     except IntegrityError:
         pass  # the ticket exists: a redelivery or an update

@@ -4,6 +4,11 @@ Producers enqueue `tickets.tasks.receive_ticket(ticket_data)`. Follow the
 calls from here: tickets.services.ticket_receive stores the ticket, then
 task.services.task_create_for_ticket finds the workflow, asks TTS for the
 role's users and creates the task.
+
+A new ticket's first allocation attempt runs in the message that brought it,
+right after the ticket commits: a second message per ticket would cost more
+than the allocation itself. `create_task_for_ticket` carries the retries of
+that attempt, later attempts (the sweeper, admin) and the REST trigger.
 """
 
 import logging
@@ -12,7 +17,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
-from django.db import OperationalError
+from django.db import OperationalError, connection
 
 from task import services as task_services
 from task import tts
@@ -47,8 +52,9 @@ def _backoff(retries: int) -> int:
     retry_backoff_max=settings.ALLOCATION_RETRY_BACKOFF_MAX,
 )
 def receive_ticket(self, ticket_data: object) -> dict:
-    """Store a producer's ticket; a new ticket gets its task after the commit."""
-    if (self.request.delivery_info or {}).get("redelivered"):
+    """Store a producer's ticket; a new ticket then gets its task. Idempotent per ticket number."""
+    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+    if redelivered:
         # The broker hands a message out again when its worker died or hung
         # (late acknowledgement). Bound that, or a poison message never leaves.
         message = services.message_record_redelivery(
@@ -71,25 +77,49 @@ def receive_ticket(self, ticket_data: object) -> dict:
                     ]
                 },
             }
+    allocate_here = not connection.in_atomic_block
     try:
-        ticket, action = services.ticket_receive(payload=ticket_data)
+        ticket, action = services.ticket_receive(payload=ticket_data, allocating=allocate_here)
     except services.TicketInvalid as exc:
         logger.warning(
             "Rejected ticket message (ticket number %r): %s", _plausible_number(ticket_data), exc.errors
         )
         return {"status": "error", "errors": exc.errors}
-    # A message (a redelivery, or an update) for a ticket whose allocation
-    # never started enqueues it again: the first delivery may have died between
-    # its commit and the enqueue. A duplicate allocation message is harmless.
-    if action == services.CREATED or (not ticket.is_task_allocated and ticket.allocation_attempts == 0):
-        create_task_for_ticket.delay_on_commit(ticket.pk)
     logger.info("Ticket %s %s (id %s)", ticket.ticket_number, action, ticket.pk)
+    # A redelivery means the last delivery died, maybe mid-allocation; an
+    # update for a ticket whose allocation never started means its first
+    # delivery died between the commit and the attempt. Both try again here.
+    if action == services.CREATED or (
+        not ticket.is_task_allocated and (redelivered or ticket.allocation_attempts == 0)
+    ):
+        if allocate_here:
+            _allocate_after_receiving(ticket, attempt_counted=action == services.CREATED)
+        else:
+            # Run inside a caller's transaction (eagerly): the ticket is not
+            # committed yet, so its allocation waits for the commit.
+            create_task_for_ticket.delay_on_commit(ticket.pk)
     return {
         "status": "success",
         "ticket_id": ticket.pk,
         "ticket_number": ticket.ticket_number,
         "action": action,
     }
+
+
+def _allocate_after_receiving(ticket: WorkflowTicket, *, attempt_counted: bool) -> None:
+    """Allocate the ticket in the message that stored it; its retries go to create_task_for_ticket."""
+    if not attempt_counted:
+        attempt = services.ticket_begin_allocation_attempt(ticket_id=ticket.pk)
+        if attempt is None:
+            return  # allocated meanwhile
+        if attempt > settings.ALLOCATION_MAX_ATTEMPTS:
+            _give_up(ticket.pk, attempt - 1)
+            return
+    try:
+        _attempt_allocation(ticket.pk, retries=0, ticket=ticket)
+    except _RetryLater as later:
+        # Carry on as this attempt's first retry, in a message of its own.
+        create_task_for_ticket.apply_async((ticket.pk,), countdown=later.countdown, retries=1)
 
 
 @shared_task(name="tickets.tasks.create_task_for_ticket", bind=True)
@@ -103,7 +133,25 @@ def create_task_for_ticket(self, ticket_id: int) -> dict:
         if attempt is not None and attempt > settings.ALLOCATION_MAX_ATTEMPTS:
             return _give_up(ticket_id, attempt - 1)
     try:
-        task, created = task_services.task_create_for_ticket(ticket_id=ticket_id)
+        return _attempt_allocation(ticket_id, retries=self.request.retries)
+    except _RetryLater as later:
+        raise self.retry(
+            exc=later.__cause__, countdown=later.countdown, max_retries=settings.ALLOCATION_MAX_RETRIES
+        ) from later.__cause__
+
+
+class _RetryLater(Exception):
+    """The allocation failed transiently and has retries left: try again in `countdown` seconds."""
+
+    def __init__(self, countdown: int) -> None:
+        super().__init__(countdown)
+        self.countdown = countdown
+
+
+def _attempt_allocation(ticket_id: int, *, retries: int, ticket: WorkflowTicket | None = None) -> dict:
+    """One try at allocating the ticket (retry number `retries`): its outcome, or _RetryLater raised."""
+    try:
+        task, created = task_services.task_create_for_ticket(ticket_id=ticket_id, ticket=ticket)
     except errors.NotFound as exc:
         logger.warning("create_task_for_ticket: %s", exc.message)
         return {"status": "error", "error": exc.code, "message": exc.message, "ticket_id": ticket_id}
@@ -114,17 +162,12 @@ def create_task_for_ticket(self, ticket_id: int) -> dict:
     except (tts.TTSUnavailable, OperationalError, SoftTimeLimitExceeded) as exc:
         message = getattr(exc, "message", None) or _transient_message(exc)
         max_retries = settings.ALLOCATION_MAX_RETRIES
-        if self.request.retries < max_retries:
-            countdown = _backoff(self.request.retries)
+        if retries < max_retries:
+            countdown = _backoff(retries)
             logger.warning(
-                "Ticket %s: %s; retry %s/%s in %ss",
-                ticket_id,
-                message,
-                self.request.retries + 1,
-                max_retries,
-                countdown,
+                "Ticket %s: %s; retry %s/%s in %ss", ticket_id, message, retries + 1, max_retries, countdown
             )
-            raise self.retry(exc=exc, countdown=countdown, max_retries=max_retries) from exc
+            raise _RetryLater(countdown) from exc
         message = f"{message} (gave up after {max_retries} retries)"
         if services.ticket_allocation_attempts(ticket_id=ticket_id) >= settings.ALLOCATION_MAX_ATTEMPTS:
             # The sweeper will not try again: say that the ticket was given up on, and why.

@@ -76,3 +76,23 @@ class Steps(models.Model):
 
     def __str__(self) -> str:
         return f"{self.workflow.name} #{self.order}: {self.name}"
+
+
+class RoutingVersion(models.Model):
+    """One row whose `version` changes with every write to roles, workflows or steps.
+
+    Set by database triggers (migration 0002), so that no write path can miss
+    it: workers cache ticket routing per process and compare this value, read
+    in one cheap query, instead of looking the workflow and its first step up
+    for every ticket. Values are random, never counted up: a rolled-back change
+    cannot make an old value current again.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    version = models.BigIntegerField()
+
+    class Meta:
+        verbose_name = "routing version"
+
+    def __str__(self) -> str:
+        return f"routing version {self.version}"

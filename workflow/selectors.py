@@ -1,8 +1,16 @@
 """Reads over workflow configuration."""
 
-from django.db.models import Case, IntegerField, Value, When
+from dataclasses import dataclass
 
-from workflow.models import Steps, Workflows
+from django.db.models import Case, Exists, IntegerField, Q, Value, When
+
+from workflow.models import RoutingVersion, Steps, Workflows
+
+# Per process, never shared: (department, category, sub_category) ->
+# (routing version, workflow, first step with its role). Entries are used only
+# while the database's routing version is the one they were read at.
+_ROUTES: dict[tuple[str, str, str], tuple[int, Workflows, Steps]] = {}
+_ROUTES_MAX = 1024
 
 
 def find_matching_workflow(
@@ -40,3 +48,55 @@ def workflow_first_step(*, workflow: Workflows) -> Steps | None:
 
 def workflow_next_step(*, workflow: Workflows, after_order: int) -> Steps | None:
     return workflow.steps.select_related("role").filter(order__gt=after_order).order_by("order").first()
+
+
+@dataclass(frozen=True)
+class TicketRoute:
+    """Where a ticket goes: its workflow and that workflow's first step, None for what is missing."""
+
+    workflow: Workflows | None
+    step: Steps | None
+    # For a route served from this process's cache: the routing version it was
+    # found at, which the write using it confirms (see route_still_current).
+    cached_at_version: int | None = None
+
+
+def ticket_route(*, department: str, category: str, sub_category: str, use_cache: bool = True) -> TicketRoute:
+    """The ticket's route, from this process's cache when it holds one (no query), else looked up.
+
+    A cached route may be stale: the caller writes with route_still_current()
+    in the same statement and routes again, uncached, when that matches nothing.
+    """
+    key = (department, category, sub_category)
+    if use_cache and (cached := _ROUTES.get(key)) is not None:
+        version, workflow, step = cached
+        return TicketRoute(workflow=workflow, step=step, cached_at_version=version)
+    # Read before the route: a change committed in between leaves the entry
+    # labelled with an older version, so its first use is refused and it is replaced.
+    version = RoutingVersion.objects.filter(pk=1).values_list("version", flat=True).first()
+    workflow = find_matching_workflow(department, category, sub_category)
+    step = workflow_first_step(workflow=workflow) if workflow is not None else None
+    if version is not None and step is not None:
+        if len(_ROUTES) >= _ROUTES_MAX:
+            _ROUTES.clear()
+        _ROUTES[key] = (version, workflow, step)
+    return TicketRoute(workflow=workflow, step=step)
+
+
+def forget_routes() -> None:
+    """Empty this process's route cache."""
+    _ROUTES.clear()
+
+
+def route_is_current(route: TicketRoute) -> bool:
+    """Whether the route still holds: always for a looked-up one; for a cached one, one query."""
+    if route.cached_at_version is None:
+        return True
+    return RoutingVersion.objects.filter(pk=1, version=route.cached_at_version).exists()
+
+
+def route_still_current(route: TicketRoute) -> Q:
+    """A filter that holds only while no role, workflow or step has changed since a cached route was read."""
+    if route.cached_at_version is None:
+        return Q()
+    return Q(Exists(RoutingVersion.objects.filter(pk=1, version=route.cached_at_version)))
