@@ -1,6 +1,7 @@
 """Task creation, assignment and lifecycle: every write to a Task goes through here."""
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.conf import settings
@@ -15,6 +16,7 @@ from workflow.selectors import (
     TicketRoute,
     route_is_current,
     route_still_current,
+    route_still_current_sql,
     ticket_route,
     workflow_next_step,
 )
@@ -38,6 +40,18 @@ def _utc_now_iso() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
+def _round_robin_upsert_sql(rows: str) -> str:
+    """The cursor upsert, given `rows` that supply (role_name, next_index, updated_at) with three
+    parameters; three more follow for the update: user count, take, user count."""
+    table = RoundRobinState._meta.db_table
+    return (
+        f"INSERT INTO {table} (role_name, next_index, updated_at) {rows} "
+        f"ON CONFLICT (role_name) DO UPDATE SET "
+        f"next_index = ({table}.next_index %% %s + %s) %% %s, updated_at = excluded.updated_at "
+        f"RETURNING next_index"
+    )
+
+
 def _advance_round_robin(*, role_name: str, user_count: int, take: int) -> int:
     """Advance the role's cursor by `take` and return where this assignment starts.
 
@@ -45,13 +59,7 @@ def _advance_round_robin(*, role_name: str, user_count: int, take: int) -> int:
     it until the surrounding transaction ends, so concurrent workers serialize
     on the role and a rolled-back task creation does not consume a turn.
     """
-    table = RoundRobinState._meta.db_table
-    sql = (
-        f"INSERT INTO {table} (role_name, next_index, updated_at) VALUES (%s, %s, %s) "
-        f"ON CONFLICT (role_name) DO UPDATE SET "
-        f"next_index = ({table}.next_index %% %s + %s) %% %s, updated_at = excluded.updated_at "
-        f"RETURNING next_index"
-    )
+    sql = _round_robin_upsert_sql("VALUES (%s, %s, %s)")
     with connection.cursor() as cursor:
         cursor.execute(sql, [role_name, take % user_count, timezone.now(), user_count, take, user_count])
         (next_index,) = cursor.fetchone()
@@ -79,6 +87,53 @@ def apply_round_robin_assignment(user_ids: list[int], role_name: str, max_assign
         }
         for offset in range(take)
     ]
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """Who a ticket's task goes to, settled before anything is written."""
+
+    route: TicketRoute
+    workflow: Workflows
+    step: Steps
+    user_ids: list[int]
+
+
+def allocation_plan(
+    *, department: str, category: str, sub_category: str, use_cache: bool = True
+) -> Allocation:
+    """The ticket's workflow, its first step and the users TTS lists for that step's role.
+
+    Raises AllocationFailed, tts.TTSUnavailable or tts.TTSBadResponse. Outside
+    any transaction: no row lock is held while waiting on HTTP. A failure on a
+    route from this process's cache is only believed once the database says
+    routing has not changed since; otherwise the ticket is routed again, uncached.
+    """
+    route = ticket_route(
+        department=department, category=category, sub_category=sub_category, use_cache=use_cache
+    )
+    try:
+        return _plan_on_route(route, department=department, category=category, sub_category=sub_category)
+    except (AllocationFailed, tts.TTSUnavailable, tts.TTSBadResponse):
+        if route_is_current(route):
+            raise
+    route = ticket_route(department=department, category=category, sub_category=sub_category, use_cache=False)
+    return _plan_on_route(route, department=department, category=category, sub_category=sub_category)
+
+
+def _plan_on_route(route: TicketRoute, *, department: str, category: str, sub_category: str) -> Allocation:
+    if route.workflow is None:
+        raise AllocationFailed(
+            f"No deployed workflow for {department!r} / {category!r} / {sub_category!r}",
+            reason=AllocationError.NO_WORKFLOW,
+        )
+    if route.step is None:
+        raise AllocationFailed(
+            f"Workflow {route.workflow.name!r} has no steps", reason=AllocationError.NO_STEPS
+        )
+    return Allocation(
+        route=route, workflow=route.workflow, step=route.step, user_ids=_step_user_ids(step=route.step)
+    )
 
 
 def _step_user_ids(*, step: Steps) -> list[int]:
@@ -115,75 +170,158 @@ def task_create_for_ticket(*, ticket_id: int, ticket: WorkflowTicket | None = No
         if existing is not None:
             return existing, False
 
-    route = ticket_route(
-        department=ticket.department, category=ticket.category, sub_category=ticket.sub_category
-    )
-    try:
-        created = _create_task_on_route(ticket=ticket, route=route)
-    except (AllocationFailed, tts.TTSUnavailable, tts.TTSBadResponse):
-        if route_is_current(route):
-            raise
-        created = None
+    routing = {
+        "department": ticket.department,
+        "category": ticket.category,
+        "sub_category": ticket.sub_category,
+    }
+    created = _create_task(ticket=ticket, plan=allocation_plan(**routing))
     if created is None:
-        # The cached route went stale (roles, workflows or steps changed since
-        # it was read): route again from the database.
-        route = ticket_route(
-            department=ticket.department,
-            category=ticket.category,
-            sub_category=ticket.sub_category,
-            use_cache=False,
-        )
-        created = _create_task_on_route(ticket=ticket, route=route)
+        # Routing changed between planning and writing: plan again, uncached.
+        created = _create_task(ticket=ticket, plan=allocation_plan(**routing, use_cache=False))
     return created
 
 
-def _create_task_on_route(*, ticket: WorkflowTicket, route: TicketRoute) -> tuple[Task, bool] | None:
-    """Create the ticket's task on `route`; None when a cached route turned out stale."""
-    workflow, step = route.workflow, route.step
-    if workflow is None:
-        raise AllocationFailed(
-            f"No deployed workflow for {ticket.department!r} / {ticket.category!r} / {ticket.sub_category!r}",
-            reason=AllocationError.NO_WORKFLOW,
-        )
-    if step is None:
-        raise AllocationFailed(f"Workflow {workflow.name!r} has no steps", reason=AllocationError.NO_STEPS)
-    # Outside the transaction: no row lock is held while waiting on HTTP.
-    user_ids = _step_user_ids(step=step)
-
+def _create_task(*, ticket: WorkflowTicket, plan: Allocation) -> tuple[Task, bool] | None:
+    """Create the ticket's task as planned; None when the plan's cached route turned out stale."""
     try:
         with transaction.atomic():
             # Marking the ticket first takes its row lock: concurrent deliveries
             # of one ticket queue here, and the loser's INSERT below then hits
             # one_task_per_ticket. Three statements in one transaction, no reads;
             # the first also confirms a cached route.
-            marked = WorkflowTicket.objects.filter(route_still_current(route), pk=ticket.pk).update(
+            marked = WorkflowTicket.objects.filter(route_still_current(plan.route), pk=ticket.pk).update(
                 is_task_allocated=True,
                 allocation_error=AllocationError.NONE,
                 allocation_error_detail="",
                 last_allocation_attempt_at=timezone.now(),
                 updated_at=timezone.now(),
             )
-            if not marked and route.cached_at_version is not None:
+            if not marked and plan.route.cached_at_version is not None:
                 return None
             users = apply_round_robin_assignment(
-                user_ids, step.role.name, settings.ROUND_ROBIN_MAX_ASSIGNMENTS
+                plan.user_ids, plan.step.role.name, settings.ROUND_ROBIN_MAX_ASSIGNMENTS
             )
-            task = Task.objects.create(ticket=ticket, workflow=workflow, current_step=step, users=users)
+            task = Task.objects.create(
+                ticket=ticket, workflow=plan.workflow, current_step=plan.step, users=users
+            )
     except IntegrityError:
         # Lost the race: the rollback undid our flag and round-robin turn too.
         existing = Task.objects.filter(ticket_id=ticket.pk).first()
         if existing is None:
             raise
         return existing, False
+    _log_task_created(task, ticket_number=ticket.ticket_number)
+    return task, True
+
+
+def can_create_with_new_ticket() -> bool:
+    """Whether task_create_with_new_ticket is available: it is one PostgreSQL statement."""
+    return connection.vendor == "postgresql"
+
+
+def task_create_with_new_ticket(*, ticket_fields: dict, payload: object) -> tuple[int, Task] | None:
+    """Store a ticket seen for the first time together with its task; returns (ticket id, task).
+
+    One statement and one commit for the ticket row, the round-robin turn and
+    the task, after TTS has answered (PostgreSQL only: can_create_with_new_ticket).
+    Returns None, having written nothing, when the ticket number is already
+    stored. Raises like allocation_plan, having written nothing.
+    """
+    routing = {key: ticket_fields[key] for key in ("department", "category", "sub_category")}
+    plan = allocation_plan(**routing)
+    stored = _insert_ticket_with_task(ticket_fields=ticket_fields, payload=payload, plan=plan)
+    if stored is None and not route_is_current(plan.route):
+        # Routing changed between planning and writing: plan again, uncached.
+        plan = allocation_plan(**routing, use_cache=False)
+        stored = _insert_ticket_with_task(ticket_fields=ticket_fields, payload=payload, plan=plan)
+    if stored is not None:
+        _log_task_created(stored[1], ticket_number=ticket_fields["ticket_number"])
+    return stored
+
+
+def _insert_ticket_with_task(
+    *, ticket_fields: dict, payload: object, plan: Allocation
+) -> tuple[int, Task] | None:
+    """The ticket row (allocated, first attempt counted), the role's round-robin turn and the task,
+    in one statement: each part runs only if the one before wrote its row."""
+    now = timezone.now()
+    ticket_values = {
+        **ticket_fields,
+        "ticket_data": payload,
+        "is_task_allocated": True,
+        "allocation_attempts": 1,
+        "last_allocation_attempt_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+    # Every column, as the ORM would write it (model defaults for the rest).
+    ticket_columns = [f for f in WorkflowTicket._meta.concrete_fields if not f.primary_key]
+    ticket_params = [
+        f.get_db_prep_save(ticket_values[f.name] if f.name in ticket_values else f.get_default(), connection)
+        for f in ticket_columns
+    ]
+    route_check, route_params = route_still_current_sql(plan.route)
+    role_name = plan.step.role.name
+    user_count = len(plan.user_ids)
+    take = min(settings.ROUND_ROBIN_MAX_ASSIGNMENTS, user_count)
+    quote = connection.ops.quote_name
+    sql = (
+        f"WITH ticket AS ("
+        f" INSERT INTO {WorkflowTicket._meta.db_table} ({', '.join(quote(f.column) for f in ticket_columns)})"
+        f" SELECT {', '.join(['%s'] * len(ticket_columns))} WHERE {route_check}"
+        f" ON CONFLICT (ticket_number) DO NOTHING RETURNING id"
+        f"), turn AS ({_round_robin_upsert_sql('SELECT %s, %s, %s FROM ticket')}) "
+        f"INSERT INTO {Task._meta.db_table}"
+        f" (ticket_id, workflow_id, current_step_id, users, status, created_at, updated_at)"
+        f" SELECT ticket.id, %s, %s, ("
+        # apply_round_robin_assignment's pick, where the cursor is: `take` users from the
+        # turn's start, wrapping around; start = (next_index - take) mod user count.
+        f"  SELECT jsonb_agg(jsonb_build_object("
+        f"   'userID', (%s::bigint[])[1 + (turn.next_index - %s + %s + k) %% %s],"
+        f"   'status', %s::text, 'assigned_on', %s::text, 'role', %s::text) ORDER BY k)"
+        f"  FROM generate_series(0, %s - 1) AS k"
+        f" ), %s, %s, %s FROM ticket, turn "
+        f"RETURNING ticket_id, task_id, users"
+    )
+    params = [
+        *ticket_params,
+        *route_params,
+        *(role_name, take % user_count, now, user_count, take, user_count),
+        plan.workflow.workflow_id,
+        plan.step.step_id,
+        *(plan.user_ids, take, user_count, user_count),
+        *(Task.UserStatus.ASSIGNED.value, _utc_now_iso(), role_name, take),
+        *(Task.Status.PENDING.value, now, now),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    ticket_id, task_id, users = row
+    task = Task(
+        task_id=task_id,
+        ticket_id=ticket_id,
+        workflow=plan.workflow,
+        current_step=plan.step,
+        users=Task._meta.get_field("users").from_db_value(users, None, connection),
+        status=Task.Status.PENDING,
+        created_at=now,
+        updated_at=now,
+    )
+    return ticket_id, task
+
+
+def _log_task_created(task: Task, *, ticket_number: str) -> None:
     logger.info(
         "Task %s created for ticket %s (workflow %s, step %s, users %s)",
         task.task_id,
-        ticket.ticket_number,
-        workflow.workflow_id,
-        step.step_id,
-        [entry["userID"] for entry in users],
+        ticket_number,
+        task.workflow_id,
+        task.current_step_id,
+        [entry["userID"] for entry in task.users],
     )
-    return task, True
 
 
 def _locked_task(task_id: int) -> Task:

@@ -29,19 +29,37 @@ class TicketInvalid(Exception):
         self.errors = json.loads(json.dumps(errors))
 
 
-def ticket_receive(*, payload: object, allocating: bool = False) -> tuple[WorkflowTicket, str]:
+def ticket_parse(*, payload: object) -> dict:
+    """The ticket's model fields from a producer's message, ticket_number included; raises TicketInvalid."""
+    serializer = TicketPayloadSerializer(data=payload)
+    if not serializer.is_valid():
+        raise TicketInvalid(serializer.errors)
+    return dict(serializer.validated_data)
+
+
+def ticket_exists(*, ticket_number: str) -> bool:
+    # Asked once per message: a plain index lookup, without the ORM's query building.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT 1 FROM {WorkflowTicket._meta.db_table} WHERE ticket_number = %s",  # noqa: S608
+            [ticket_number],
+        )
+        return cursor.fetchone() is not None
+
+
+def ticket_receive(
+    *, payload: object, fields: dict | None = None, allocating: bool = False
+) -> tuple[WorkflowTicket, str]:
     """Create or update the ticket a message describes; returns (ticket, 'created' | 'updated').
 
     Idempotent: a redelivered message finds its ticket by number and writes
     nothing if the content is unchanged; a version older than the stored one
     (by the producer's updated_at) is ignored. Allocation state is never reset here.
-    `allocating`: the caller starts allocating a new ticket right after this
-    returns, so its first attempt is counted in the INSERT itself.
+    `fields`: ticket_parse(payload), if the caller has it already. `allocating`:
+    the caller starts allocating a new ticket right after this returns, so its
+    first attempt is counted in the INSERT itself.
     """
-    serializer = TicketPayloadSerializer(data=payload)
-    if not serializer.is_valid():
-        raise TicketInvalid(serializer.errors)
-    fields = dict(serializer.validated_data)
+    fields = dict(ticket_parse(payload=payload) if fields is None else fields)
     ticket_number = fields.pop("ticket_number")
 
     # Most messages bring a new ticket: try the INSERT first, without a read or

@@ -77,33 +77,78 @@ def receive_ticket(self, ticket_data: object) -> dict:
                     ]
                 },
             }
-    allocate_here = not connection.in_atomic_block
     try:
-        ticket, action = services.ticket_receive(payload=ticket_data, allocating=allocate_here)
+        fields = services.ticket_parse(payload=ticket_data)
     except services.TicketInvalid as exc:
         logger.warning(
             "Rejected ticket message (ticket number %r): %s", _plausible_number(ticket_data), exc.errors
         )
         return {"status": "error", "errors": exc.errors}
-    logger.info("Ticket %s %s (id %s)", ticket.ticket_number, action, ticket.pk)
-    # A redelivery means the last delivery died, maybe mid-allocation; an
-    # update for a ticket whose allocation never started means its first
-    # delivery died between the commit and the attempt. Both try again here.
-    if action == services.CREATED or (
-        not ticket.is_task_allocated and (redelivered or ticket.allocation_attempts == 0)
-    ):
-        if allocate_here:
-            _allocate_after_receiving(ticket, attempt_counted=action == services.CREATED)
-        else:
-            # Run inside a caller's transaction (eagerly): the ticket is not
-            # committed yet, so its allocation waits for the commit.
+
+    if connection.in_atomic_block:
+        # Run eagerly inside a caller's transaction: the ticket commits with
+        # the caller, so its allocation is enqueued for that commit.
+        ticket, action = services.ticket_receive(payload=ticket_data, fields=fields)
+        logger.info("Ticket %s %s (id %s)", ticket.ticket_number, action, ticket.pk)
+        if _needs_allocation(ticket, action, redelivered=redelivered):
             create_task_for_ticket.delay_on_commit(ticket.pk)
-    return {
-        "status": "success",
-        "ticket_id": ticket.pk,
-        "ticket_number": ticket.ticket_number,
-        "action": action,
-    }
+        return _received(ticket.pk, ticket.ticket_number, action)
+
+    # A redelivery stores the ticket before anything else: the delivery before
+    # it died, and this one may too.
+    if (
+        not redelivered
+        and task_services.can_create_with_new_ticket()
+        and not services.ticket_exists(ticket_number=fields["ticket_number"])
+    ):
+        received = _receive_new_ticket(fields, ticket_data)
+        if received is not None:
+            return received
+        # Another delivery stored this number first: carry on as an update.
+
+    ticket, action = services.ticket_receive(payload=ticket_data, fields=fields, allocating=True)
+    logger.info("Ticket %s %s (id %s)", ticket.ticket_number, action, ticket.pk)
+    if _needs_allocation(ticket, action, redelivered=redelivered):
+        _allocate_after_receiving(ticket, attempt_counted=action == services.CREATED)
+    return _received(ticket.pk, ticket.ticket_number, action)
+
+
+def _received(ticket_id: int, ticket_number: str, action: str) -> dict:
+    return {"status": "success", "ticket_id": ticket_id, "ticket_number": ticket_number, "action": action}
+
+
+def _needs_allocation(ticket: WorkflowTicket, action: str, *, redelivered: bool) -> bool:
+    # Besides a new ticket: a redelivery means the last delivery died, maybe
+    # mid-allocation; an update for a ticket whose allocation never started
+    # means its first delivery died between the commit and the attempt.
+    return action == services.CREATED or (
+        not ticket.is_task_allocated and (redelivered or ticket.allocation_attempts == 0)
+    )
+
+
+def _receive_new_ticket(fields: dict, ticket_data: object) -> dict | None:
+    """A ticket not stored yet: ask TTS first, then store the ticket and its task with one commit.
+
+    When allocating fails, the ticket is stored anyway, its first attempt
+    counted, and the failure recorded or retried. None when another delivery
+    stored the ticket number first.
+    """
+    try:
+        stored = task_services.task_create_with_new_ticket(ticket_fields=fields, payload=ticket_data)
+    except Exception as exc:
+        ticket, action = services.ticket_receive(payload=ticket_data, fields=fields, allocating=True)
+        logger.info("Ticket %s %s (id %s)", ticket.ticket_number, action, ticket.pk)
+        if action == services.CREATED:
+            try:
+                _allocation_failed(ticket.pk, exc, retries=0)
+            except _RetryLater as later:
+                create_task_for_ticket.apply_async((ticket.pk,), countdown=later.countdown, retries=1)
+        return _received(ticket.pk, ticket.ticket_number, action)
+    if stored is None:
+        return None
+    ticket_id, _task = stored
+    logger.info("Ticket %s created (id %s)", fields["ticket_number"], ticket_id)
+    return _received(ticket_id, fields["ticket_number"], services.CREATED)
 
 
 def _allocate_after_receiving(ticket: WorkflowTicket, *, attempt_counted: bool) -> None:
@@ -155,11 +200,23 @@ def _attempt_allocation(ticket_id: int, *, retries: int, ticket: WorkflowTicket 
     except errors.NotFound as exc:
         logger.warning("create_task_for_ticket: %s", exc.message)
         return {"status": "error", "error": exc.code, "message": exc.message, "ticket_id": ticket_id}
-    except task_services.AllocationFailed as exc:
+    except Exception as exc:
+        return _allocation_failed(ticket_id, exc, retries=retries)
+    return {
+        "status": "success",
+        "ticket_id": ticket_id,
+        "task_id": task.task_id,
+        "action": "created" if created else "existing",
+    }
+
+
+def _allocation_failed(ticket_id: int, exc: Exception, *, retries: int) -> dict:
+    """Record why the ticket got no task; raises _RetryLater while a transient failure has retries left."""
+    if isinstance(exc, task_services.AllocationFailed):
         return _final_failure(ticket_id, exc.reason, exc.message)
-    except tts.TTSBadResponse as exc:
+    if isinstance(exc, tts.TTSBadResponse):
         return _final_failure(ticket_id, AllocationError.TTS_BAD_RESPONSE, exc.message)
-    except (tts.TTSUnavailable, OperationalError, SoftTimeLimitExceeded) as exc:
+    if isinstance(exc, tts.TTSUnavailable | OperationalError | SoftTimeLimitExceeded):
         message = getattr(exc, "message", None) or _transient_message(exc)
         max_retries = settings.ALLOCATION_MAX_RETRIES
         if retries < max_retries:
@@ -173,19 +230,12 @@ def _attempt_allocation(ticket_id: int, *, retries: int, ticket: WorkflowTicket 
             # The sweeper will not try again: say that the ticket was given up on, and why.
             return _give_up(ticket_id, settings.ALLOCATION_MAX_ATTEMPTS, last=message)
         return _final_failure(ticket_id, AllocationError.TTS_UNAVAILABLE, message)
-    except Exception as exc:
-        # A defect, not an outcome: say so on the ticket, where operators look
-        # (the type only: the message may quote data), and let Celery log it.
-        services.ticket_record_allocation_failure(
-            ticket_id=ticket_id, reason=AllocationError.INTERNAL_ERROR, detail=type(exc).__name__
-        )
-        raise
-    return {
-        "status": "success",
-        "ticket_id": ticket_id,
-        "task_id": task.task_id,
-        "action": "created" if created else "existing",
-    }
+    # A defect, not an outcome: say so on the ticket, where operators look
+    # (the type only: the message may quote data), and let Celery log it.
+    services.ticket_record_allocation_failure(
+        ticket_id=ticket_id, reason=AllocationError.INTERNAL_ERROR, detail=type(exc).__name__
+    )
+    raise exc
 
 
 def _plausible_number(ticket_data: object) -> str | None:

@@ -95,6 +95,14 @@ def route_is_current(route: TicketRoute) -> bool:
     return RoutingVersion.objects.filter(pk=1, version=route.cached_at_version).exists()
 
 
+def route_still_current_sql(route: TicketRoute) -> tuple[str, list]:
+    """route_still_current as an SQL condition and its parameters, for statements written by hand."""
+    if route.cached_at_version is None:
+        return "TRUE", []
+    table = RoutingVersion._meta.db_table
+    return f"EXISTS (SELECT 1 FROM {table} WHERE id = 1 AND version = %s)", [route.cached_at_version]
+
+
 def route_still_current(route: TicketRoute) -> Q:
     """A filter that holds only while no role, workflow or step has changed since a cached route was read."""
     if route.cached_at_version is None:

@@ -57,21 +57,23 @@ def test_allocation_failing_forever_stops_after_the_attempt_cap_with_its_reason(
 def test_allocation_that_kills_its_worker_every_time_is_not_redelivered_forever(
     cluster, it_workflow, fake_tts
 ):
-    # Each attempt hangs on TTS and its pool process is killed there, as a
+    # Each delivery hangs on TTS and its pool process is killed there, as a
     # message that exhausts memory would be: late acknowledgement requeues it.
+    # The first delivery asks TTS before storing anything, so the ticket is
+    # stored by the first redelivery: three counted attempts take four deliveries.
     fake_tts.state.configure({"delay": 30})
     worker = cluster.start("victim", ALLOCATION_MAX_ATTEMPTS=3)
 
     cluster.broker.send_ticket(ticket_payload("TX-POISON"))
-    for attempt in range(1, 4):
-        wait_until(lambda a=attempt: tts_calls(fake_tts) >= a, timeout=30, what=f"attempt {attempt}")
+    for delivery in range(1, 5):
+        wait_until(lambda d=delivery: tts_calls(fake_tts) >= d, timeout=30, what=f"delivery {delivery}")
         for pid in worker.pool_pids():
             os.kill(pid, signal.SIGKILL)
     ticket = wait_until(lambda: _exhausted("TX-POISON"), timeout=30, what="the ticket to be given up on")
     wait_until(cluster.broker.idle, timeout=10, what="the message to be acknowledged")
 
-    assert tts_calls(fake_tts) == 3
-    assert worker.log().count("exited with 'signal 9 (SIGKILL)'") == 3
+    assert tts_calls(fake_tts) == 4
+    assert worker.log().count("exited with 'signal 9 (SIGKILL)'") == 4
     assert not ticket.is_task_allocated
     assert ticket.allocation_failure_reason == (
         "Gave up after too many attempts: stopped after 3 attempts; "

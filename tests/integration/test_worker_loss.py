@@ -8,7 +8,7 @@ import pytest
 from conftest import ticket_payload
 from task.models import Task
 from tests.integration.conftest import tts_calls, wait_until
-from tickets.models import WorkflowTicket
+from tickets.models import RedeliveredMessage, WorkflowTicket
 
 pytestmark = pytest.mark.integration
 
@@ -54,8 +54,8 @@ def test_pool_processes_killed_mid_task_lose_no_ticket_and_duplicate_none(cluste
     log = worker.log()
     assert "signal 9 (SIGKILL)" in log
     assert "WorkerLostError" in log
-    # Killed allocations were delivered again and finished on a fresh pool process.
-    assert WorkflowTicket.objects.filter(allocation_attempts__gte=2).exists()
+    # Killed deliveries were delivered again and finished on a fresh pool process.
+    assert RedeliveredMessage.objects.filter(ticket_number__in=numbers).exists()
     assert worker.process.poll() is None  # the same worker carried on with fresh pool processes
 
 
@@ -78,6 +78,6 @@ def test_whole_worker_killed_mid_task_then_replaced_loses_no_ticket_and_duplicat
     wait_until(lambda: _all_allocated(cluster, len(numbers)), timeout=90, what="all tickets to be allocated")
     _assert_one_task_per_ticket(numbers)
     assert allocated_at_kill < len(numbers)
-    # The allocations cut short by the kill ran again on the replacement.
-    assert WorkflowTicket.objects.filter(allocation_attempts__gte=2).count() >= 2
+    # The deliveries cut short by the kill ran again on the replacement.
+    assert RedeliveredMessage.objects.filter(ticket_number__in=numbers).count() >= 2
     assert "Task " in replacement.log()
