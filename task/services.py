@@ -99,7 +99,7 @@ class Allocation:
     user_ids: list[int]
 
 
-def allocation_plan(
+def task_plan_allocation(
     *, department: str, category: str, sub_category: str, use_cache: bool = True
 ) -> Allocation:
     """The ticket's workflow, its first step and the users TTS lists for that step's role.
@@ -175,10 +175,10 @@ def task_create_for_ticket(*, ticket_id: int, ticket: WorkflowTicket | None = No
         "category": ticket.category,
         "sub_category": ticket.sub_category,
     }
-    created = _create_task(ticket=ticket, plan=allocation_plan(**routing))
+    created = _create_task(ticket=ticket, plan=task_plan_allocation(**routing))
     if created is None:
         # Routing changed between planning and writing: plan again, uncached.
-        created = _create_task(ticket=ticket, plan=allocation_plan(**routing, use_cache=False))
+        created = _create_task(ticket=ticket, plan=task_plan_allocation(**routing, use_cache=False))
     return created
 
 
@@ -197,7 +197,7 @@ def _create_task(*, ticket: WorkflowTicket, plan: Allocation) -> tuple[Task, boo
                 last_allocation_attempt_at=timezone.now(),
                 updated_at=timezone.now(),
             )
-            if not marked and plan.route.cached_at_version is not None:
+            if not marked and plan.route.version is not None:
                 return None
             users = apply_round_robin_assignment(
                 plan.user_ids, plan.step.role.name, settings.ROUND_ROBIN_MAX_ASSIGNMENTS
@@ -226,26 +226,32 @@ def task_create_with_new_ticket(*, ticket_fields: dict, payload: object) -> tupl
     One statement and one commit for the ticket row, the round-robin turn and
     the task, after TTS has answered (PostgreSQL only: can_create_with_new_ticket).
     Returns None, having written nothing, when the ticket number is already
-    stored. Raises like allocation_plan, having written nothing.
+    stored. Raises like task_plan_allocation, having written nothing.
     """
+    received_at = timezone.now()
     routing = {key: ticket_fields[key] for key in ("department", "category", "sub_category")}
-    plan = allocation_plan(**routing)
-    stored = _insert_ticket_with_task(ticket_fields=ticket_fields, payload=payload, plan=plan)
+    plan = task_plan_allocation(**routing)
+    stored = _insert_ticket_with_task(
+        ticket_fields=ticket_fields, payload=payload, plan=plan, now=received_at
+    )
     if stored is None and not route_is_current(plan.route):
         # Routing changed between planning and writing: plan again, uncached.
-        plan = allocation_plan(**routing, use_cache=False)
-        stored = _insert_ticket_with_task(ticket_fields=ticket_fields, payload=payload, plan=plan)
+        plan = task_plan_allocation(**routing, use_cache=False)
+        stored = _insert_ticket_with_task(
+            ticket_fields=ticket_fields, payload=payload, plan=plan, now=received_at
+        )
     if stored is not None:
-        _log_task_created(stored[1], ticket_number=ticket_fields["ticket_number"])
+        ticket_id, task = stored
+        logger.info("Ticket %s created (id %s)", ticket_fields["ticket_number"], ticket_id)
+        _log_task_created(task, ticket_number=ticket_fields["ticket_number"])
     return stored
 
 
 def _insert_ticket_with_task(
-    *, ticket_fields: dict, payload: object, plan: Allocation
+    *, ticket_fields: dict, payload: object, plan: Allocation, now: datetime
 ) -> tuple[int, Task] | None:
     """The ticket row (allocated, first attempt counted), the role's round-robin turn and the task,
     in one statement: each part runs only if the one before wrote its row."""
-    now = timezone.now()
     ticket_values = {
         **ticket_fields,
         "ticket_data": payload,
@@ -261,6 +267,7 @@ def _insert_ticket_with_task(
         f.get_db_prep_save(ticket_values[f.name] if f.name in ticket_values else f.get_default(), connection)
         for f in ticket_columns
     ]
+    created_at = timezone.now()  # the task's; `now` is when the ticket arrived
     route_check, route_params = route_still_current_sql(plan.route)
     role_name = plan.step.role.name
     user_count = len(plan.user_ids)
@@ -292,7 +299,7 @@ def _insert_ticket_with_task(
         plan.step.step_id,
         *(plan.user_ids, take, user_count, user_count),
         *(Task.UserStatus.ASSIGNED.value, _utc_now_iso(), role_name, take),
-        *(Task.Status.PENDING.value, now, now),
+        *(Task.Status.PENDING.value, created_at, created_at),
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -307,8 +314,8 @@ def _insert_ticket_with_task(
         current_step=plan.step,
         users=Task._meta.get_field("users").from_db_value(users, None, connection),
         status=Task.Status.PENDING,
-        created_at=now,
-        updated_at=now,
+        created_at=created_at,
+        updated_at=created_at,
     )
     return ticket_id, task
 

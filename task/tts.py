@@ -12,6 +12,7 @@ from workflow_api.errors import DependencyUnavailable
 logger = logging.getLogger(__name__)
 
 ROUND_ROBIN_PATH = "/api/v1/tts/round-robin/"
+MAX_USER_ID = 2**63 - 1  # stored in bigint columns and arrays
 
 _local = threading.local()
 
@@ -55,7 +56,7 @@ def _parse_user_ids(body: object, role_name: str) -> list[int]:
         )
     for item in body:
         # bool is an int subclass; True is not a user id.
-        if isinstance(item, bool) or not isinstance(item, int) or item <= 0:
+        if isinstance(item, bool) or not isinstance(item, int) or not 0 < item <= MAX_USER_ID:
             raise TTSBadResponse(f"role {role_name!r}: {item!r} is not a user id")
     # Keep TTS's order (it defines the rotation) but drop repeats.
     return list(dict.fromkeys(body))
@@ -90,6 +91,9 @@ def get_role_user_ids(role_name: str) -> list[int]:
             timeout=(settings.TTS_CONNECT_TIMEOUT, settings.TTS_READ_TIMEOUT),
             proxies=session.proxies,
         )
+        # The adapter leaves the body unread: read it here, where a connection
+        # lost mid-body is TTS being unavailable, and the connection goes back to the pool.
+        response.content  # noqa: B018
     except requests.RequestException as exc:
         raise TTSUnavailable(f"TTS unreachable for role {role_name!r}: {exc.__class__.__name__}") from exc
     if response.status_code >= 500 or response.status_code == 429:

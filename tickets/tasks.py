@@ -108,7 +108,8 @@ def receive_ticket(self, ticket_data: object) -> dict:
 
     ticket, action = services.ticket_receive(payload=ticket_data, fields=fields, allocating=True)
     logger.info("Ticket %s %s (id %s)", ticket.ticket_number, action, ticket.pk)
-    if _needs_allocation(ticket, action, redelivered=redelivered):
+    # A Celery retry of this message (a database error) may have stored the ticket before failing.
+    if _needs_allocation(ticket, action, redelivered=redelivered or self.request.retries > 0):
         _allocate_after_receiving(ticket, attempt_counted=action == services.CREATED)
     return _received(ticket.pk, ticket.ticket_number, action)
 
@@ -118,9 +119,9 @@ def _received(ticket_id: int, ticket_number: str, action: str) -> dict:
 
 
 def _needs_allocation(ticket: WorkflowTicket, action: str, *, redelivered: bool) -> bool:
-    # Besides a new ticket: a redelivery means the last delivery died, maybe
-    # mid-allocation; an update for a ticket whose allocation never started
-    # means its first delivery died between the commit and the attempt.
+    # Besides a new ticket: a message delivered again means the last delivery
+    # died or failed, maybe mid-allocation; an update for a ticket whose
+    # allocation never started means its first delivery died before the attempt.
     return action == services.CREATED or (
         not ticket.is_task_allocated and (redelivered or ticket.allocation_attempts == 0)
     )
@@ -138,17 +139,22 @@ def _receive_new_ticket(fields: dict, ticket_data: object) -> dict | None:
     except Exception as exc:
         ticket, action = services.ticket_receive(payload=ticket_data, fields=fields, allocating=True)
         logger.info("Ticket %s %s (id %s)", ticket.ticket_number, action, ticket.pk)
-        if action == services.CREATED:
-            try:
-                _allocation_failed(ticket.pk, exc, retries=0)
-            except _RetryLater as later:
-                create_task_for_ticket.apply_async((ticket.pk,), countdown=later.countdown, retries=1)
+        if action != services.CREATED:
+            # Stored meanwhile by another delivery, which allocates it.
+            logger.warning(
+                "Ticket %s: allocating in this delivery failed (%s)",
+                ticket.ticket_number,
+                getattr(exc, "message", type(exc).__name__),
+            )
+            return _received(ticket.pk, ticket.ticket_number, action)
+        try:
+            _allocation_failed(ticket.pk, exc, retries=0)
+        except _RetryLater as later:
+            create_task_for_ticket.apply_async((ticket.pk,), countdown=later.countdown, retries=1)
         return _received(ticket.pk, ticket.ticket_number, action)
     if stored is None:
         return None
-    ticket_id, _task = stored
-    logger.info("Ticket %s created (id %s)", fields["ticket_number"], ticket_id)
-    return _received(ticket_id, fields["ticket_number"], services.CREATED)
+    return _received(stored[0], fields["ticket_number"], services.CREATED)
 
 
 def _allocate_after_receiving(ticket: WorkflowTicket, *, attempt_counted: bool) -> None:

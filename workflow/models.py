@@ -81,11 +81,10 @@ class Steps(models.Model):
 class RoutingVersion(models.Model):
     """One row whose `version` changes with every write to roles, workflows or steps.
 
-    Set by database triggers (migration 0002), so that no write path can miss
-    it: workers cache ticket routing per process and compare this value, read
-    in one cheap query, instead of looking the workflow and its first step up
-    for every ticket. Values are random, never counted up: a rolled-back change
-    cannot make an old value current again.
+    Set by PostgreSQL triggers (migration 0002), so that no write path can miss
+    it: workers cache ticket routes per process and trust a cached route only
+    while this value is the one it was read at. Values are random, never
+    counted up: a rolled-back change cannot make an old value current again.
     """
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)

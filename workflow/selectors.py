@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+from django.db import connection
 from django.db.models import Case, Exists, IntegerField, Q, Value, When
 
 from workflow.models import RoutingVersion, Steps, Workflows
@@ -56,31 +57,39 @@ class TicketRoute:
 
     workflow: Workflows | None
     step: Steps | None
-    # For a route served from this process's cache: the routing version it was
-    # found at, which the write using it confirms (see route_still_current).
-    cached_at_version: int | None = None
+    # The routing version the route was read at, which the write using it
+    # confirms (route_still_current); None when it cannot be confirmed.
+    version: int | None = None
 
 
 def ticket_route(*, department: str, category: str, sub_category: str, use_cache: bool = True) -> TicketRoute:
     """The ticket's route, from this process's cache when it holds one (no query), else looked up.
 
-    A cached route may be stale: the caller writes with route_still_current()
-    in the same statement and routes again, uncached, when that matches nothing.
+    A route may be stale by the time it is used: the caller writes with
+    route_still_current() in the same statement and, when that matches
+    nothing, routes again with use_cache=False (a look-up it does not confirm).
     """
     key = (department, category, sub_category)
     if use_cache and (cached := _ROUTES.get(key)) is not None:
         version, workflow, step = cached
-        return TicketRoute(workflow=workflow, step=step, cached_at_version=version)
-    # Read before the route: a change committed in between leaves the entry
-    # labelled with an older version, so its first use is refused and it is replaced.
-    version = RoutingVersion.objects.filter(pk=1).values_list("version", flat=True).first()
+        return TicketRoute(workflow=workflow, step=step, version=version)
+    # Read before the route: a change committed in between leaves the route
+    # labelled with an older version, so the write refuses it.
+    version = _routing_version() if use_cache else None
     workflow = find_matching_workflow(department, category, sub_category)
     step = workflow_first_step(workflow=workflow) if workflow is not None else None
     if version is not None and step is not None:
         if len(_ROUTES) >= _ROUTES_MAX:
             _ROUTES.clear()
         _ROUTES[key] = (version, workflow, step)
-    return TicketRoute(workflow=workflow, step=step)
+    return TicketRoute(workflow=workflow, step=step, version=version)
+
+
+def _routing_version() -> int | None:
+    # Only PostgreSQL keeps the version current (triggers of migration 0002).
+    if connection.vendor != "postgresql":
+        return None
+    return RoutingVersion.objects.filter(pk=1).values_list("version", flat=True).first()
 
 
 def forget_routes() -> None:
@@ -89,22 +98,22 @@ def forget_routes() -> None:
 
 
 def route_is_current(route: TicketRoute) -> bool:
-    """Whether the route still holds: always for a looked-up one; for a cached one, one query."""
-    if route.cached_at_version is None:
+    """Whether routing is unchanged since the route was read (one query); True when that cannot be told."""
+    if route.version is None:
         return True
-    return RoutingVersion.objects.filter(pk=1, version=route.cached_at_version).exists()
+    return RoutingVersion.objects.filter(pk=1, version=route.version).exists()
 
 
 def route_still_current_sql(route: TicketRoute) -> tuple[str, list]:
     """route_still_current as an SQL condition and its parameters, for statements written by hand."""
-    if route.cached_at_version is None:
+    if route.version is None:
         return "TRUE", []
     table = RoutingVersion._meta.db_table
-    return f"EXISTS (SELECT 1 FROM {table} WHERE id = 1 AND version = %s)", [route.cached_at_version]
+    return f"EXISTS (SELECT 1 FROM {table} WHERE id = 1 AND version = %s)", [route.version]
 
 
 def route_still_current(route: TicketRoute) -> Q:
     """A filter that holds only while no role, workflow or step has changed since a cached route was read."""
-    if route.cached_at_version is None:
+    if route.version is None:
         return Q()
-    return Q(Exists(RoutingVersion.objects.filter(pk=1, version=route.cached_at_version)))
+    return Q(Exists(RoutingVersion.objects.filter(pk=1, version=route.version)))

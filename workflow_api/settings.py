@@ -211,12 +211,19 @@ ROUND_ROBIN_MAX_ASSIGNMENTS = env.int("ROUND_ROBIN_MAX_ASSIGNMENTS", default=3)
 # Celery retries of one create_task_for_ticket message when TTS is unreachable.
 ALLOCATION_MAX_RETRIES = env.int("ALLOCATION_MAX_RETRIES", default=5)
 ALLOCATION_RETRY_BACKOFF_MAX = env.int("ALLOCATION_RETRY_BACKOFF_MAX", default=300)
-# Allocation attempts per ticket (a delivered or redelivered message, its
-# Celery retries included) after which the ticket is given up on, with the
-# reason recorded; bounds a message that fails, or kills its worker, every time.
+# Allocation attempts per ticket (each try at allocating, its Celery retries
+# included; counted once the ticket is stored) after which the ticket is given
+# up on, with the reason recorded; bounds a message that fails, or kills its
+# worker, every time.
 ALLOCATION_MAX_ATTEMPTS = env.int("ALLOCATION_MAX_ATTEMPTS", default=10)
 # Redeliveries of one receive_ticket message (its worker died or hung) before it is dropped.
 TICKET_MESSAGE_MAX_REDELIVERIES = env.int("TICKET_MESSAGE_MAX_REDELIVERIES", default=5)
+if ROUND_ROBIN_MAX_ASSIGNMENTS < 1:
+    raise ImproperlyConfigured("ROUND_ROBIN_MAX_ASSIGNMENTS must be at least 1.")
+# A new ticket's first delivery stores nothing before TTS answers: if it dies
+# there, the ticket is stored by the first redelivery, which must be allowed.
+if TICKET_MESSAGE_MAX_REDELIVERIES < 2:
+    raise ImproperlyConfigured("TICKET_MESSAGE_MAX_REDELIVERIES must be at least 2.")
 # The sweeper retries a ticket only once nothing happened to it for this long:
 # its message was lost, or its last attempt failed transiently. Longer than the
 # longest retry delay, so a message still waiting to retry is not doubled.

@@ -49,6 +49,7 @@ def test_the_http_session_is_reused_between_calls(tts):
         ({"status": 200, "json": ["3", "6"]}, "not a user id"),
         ({"status": 200, "json": [3, -6]}, "not a user id"),
         ({"status": 200, "json": [True]}, "not a user id"),
+        ({"status": 200, "json": [3, 2**63]}, "not a user id"),
         ({"status": 200, "json": list(range(1, 5000))}, "exceeds the limit"),
     ],
 )
