@@ -66,6 +66,19 @@ def test_a_soft_time_limit_not_below_the_hard_one_is_refused_at_startup():
 
 
 @pytest.mark.parametrize(
+    ("variable", "lowest", "refused_value"),
+    [("ROUND_ROBIN_MAX_ASSIGNMENTS", "1", "0"), ("TICKET_MESSAGE_MAX_REDELIVERIES", "2", "1")],
+)
+def test_allocation_bounds_below_their_minimum_are_refused_at_startup(variable, lowest, refused_value):
+    refused = _load_settings(**{variable: refused_value})
+    accepted = _load_settings(**{variable: lowest})
+
+    assert refused.returncode != 0
+    assert f"{variable} must be at least {lowest}" in refused.stderr
+    assert accepted.returncode == 0, accepted.stderr
+
+
+@pytest.mark.parametrize(
     ("variable", "unreachable"),
     [
         ("DJANGO_CELERY_BROKER_URL", "redis://127.0.0.1:1/0"),
