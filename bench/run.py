@@ -922,7 +922,7 @@ class Bench:
         lines.append(
             (
                 "<= 12 SQL queries per allocated ticket",
-                f"{sql} + {checks} health checks = {sql + checks}",
+                f"{sql} + {checks} health check{'s' if checks != 1 else ''} = {sql + checks}",
                 sql + checks <= TARGETS["sql_queries_per_ticket_max"],
             )
         )
