@@ -5,10 +5,13 @@ calls from here: tickets.services.ticket_receive stores the ticket, then
 task.services.task_create_for_ticket finds the workflow, asks TTS for the
 role's users and creates the task.
 
-A new ticket's first allocation attempt runs in the message that brought it,
-right after the ticket commits: a second message per ticket would cost more
-than the allocation itself. `create_task_for_ticket` carries the retries of
-that attempt, later attempts (the sweeper, admin) and the REST trigger.
+A new ticket is allocated in the message that brought it: a second message
+per ticket would cost more than the allocation itself. On PostgreSQL its first
+delivery asks TTS first, then stores the ticket and its task in one statement
+(task.services.task_create_with_new_ticket); a redelivery, an update, or
+another database stores the ticket first, then allocates it.
+`create_task_for_ticket` carries the retries of a failed attempt, later
+attempts (the sweeper, admin) and the REST trigger.
 """
 
 import logging
