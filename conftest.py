@@ -61,6 +61,20 @@ class FakeTTS:
             **kwargs,
         )
 
+    def role_after(self, role_name: str, user_ids: list[int], change) -> None:
+        """Answer for the role only once `change()` has run, as when an admin saves while TTS is asked."""
+
+        def answer(request):
+            change()
+            return 200, {}, json.dumps(user_ids)
+
+        self.mock.add_callback(
+            responses.GET,
+            ROUND_ROBIN_URL,
+            callback=answer,
+            match=[responses.matchers.query_param_matcher({"role_name": role_name})],
+        )
+
     @property
     def calls(self) -> int:
         return len(self.mock.calls)

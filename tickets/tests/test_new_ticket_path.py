@@ -1,15 +1,13 @@
 """A first delivery of a new ticket on a worker: TTS first, then the ticket and its task in one statement."""
 
-import json
 import re
 
 import pytest
 import requests
-import responses
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from conftest import ROUND_ROBIN_URL, make_workflow, ticket_payload
+from conftest import make_workflow, ticket_payload
 from task import services as task_services
 from task.models import RoundRobinState, Task
 from tickets import services, tasks
@@ -55,21 +53,6 @@ def _routing() -> dict:
 
 def _assigned(ticket_number: str) -> list[int]:
     return Task.objects.get(ticket__ticket_number=ticket_number).get_assigned_user_ids()
-
-
-def _answer_after(tts, role_name: str, user_ids: list[int], change) -> None:
-    """TTS answers for the role only once `change()` has committed, as when an admin saves meanwhile."""
-
-    def answer(request):
-        change()
-        return 200, {}, json.dumps(user_ids)
-
-    tts.mock.add_callback(
-        responses.GET,
-        ROUND_ROBIN_URL,
-        callback=answer,
-        match=[responses.matchers.query_param_matcher({"role_name": role_name})],
-    )
 
 
 @pytest.fixture
@@ -315,9 +298,7 @@ def test_routing_changed_between_planning_and_writing_puts_the_task_on_the_new_r
     tts.role(network.name, [8])
     _deliver(ticket_payload("TX-1"), message_id="m-1")  # the route is cached from here on
 
-    _answer_after(
-        tts, role.name, [3, 6, 7], lambda: Steps.objects.filter(workflow=workflow).update(role=network)
-    )
+    tts.role_after(role.name, [3, 6, 7], lambda: Steps.objects.filter(workflow=workflow).update(role=network))
 
     result = _deliver(ticket_payload("TX-2"), message_id="m-2")
 
@@ -339,8 +320,7 @@ def test_a_workflow_paused_between_planning_and_writing_leaves_the_new_ticket_wi
     tts.role(role.name, [3])
     _deliver(ticket_payload("TX-1"), message_id="m-1")
 
-    _answer_after(
-        tts,
+    tts.role_after(
         role.name,
         [3],
         lambda: Workflows.objects.filter(pk=workflow.pk).update(status=Workflows.Status.PAUSED),

@@ -1,13 +1,10 @@
 """The per-process route cache: served without a query, never trusted once routing has changed."""
 
-import json
-
 import pytest
-import responses
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from conftest import ROUND_ROBIN_URL, make_workflow, ticket_payload
+from conftest import make_workflow, ticket_payload
 from task.models import RoundRobinState
 from tickets import tasks
 from tickets.models import WorkflowTicket
@@ -34,21 +31,6 @@ def _receive(payload: dict, capture) -> WorkflowTicket:
     with capture(execute=True):
         result = tasks.receive_ticket.delay(payload).get()
     return WorkflowTicket.objects.get(pk=result["ticket_id"])
-
-
-def _answer_after(tts, role_name: str, user_ids: list[int], change) -> None:
-    """TTS answers for the role only once `change()` has been written, as when an admin saves meanwhile."""
-
-    def answer(request):
-        change()
-        return 200, {}, json.dumps(user_ids)
-
-    tts.mock.add_callback(
-        responses.GET,
-        ROUND_ROBIN_URL,
-        callback=answer,
-        match=[responses.matchers.query_param_matcher({"role_name": role_name})],
-    )
 
 
 @pytest.fixture
@@ -285,9 +267,7 @@ def test_a_change_saved_while_tts_is_asked_sends_the_ticket_down_the_new_route(
     tts.role(role.name, [3, 6, 7])
     tts.role(network.name, [8])
     _receive(ticket_payload("TX-1"), django_capture_on_commit_callbacks)
-    _answer_after(
-        tts, role.name, [3, 6, 7], lambda: Steps.objects.filter(workflow=workflow).update(role=network)
-    )
+    tts.role_after(role.name, [3, 6, 7], lambda: Steps.objects.filter(workflow=workflow).update(role=network))
 
     second = _receive(ticket_payload("TX-2"), django_capture_on_commit_callbacks)
 
