@@ -2,6 +2,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from task.models import Task
+from workflow_api.fields import DocumentedLengthCharField
 
 
 class AssignedUserSerializer(serializers.Serializer):
@@ -61,10 +62,10 @@ class TaskSerializer(serializers.ModelSerializer):
 
 class UserAssignmentSerializer(serializers.Serializer):
     userID = serializers.IntegerField(min_value=1)  # noqa: N815  (payload key from the spec)
-    username = serializers.CharField(required=False, allow_blank=True, max_length=150)
+    username = DocumentedLengthCharField(required=False, allow_blank=True, max_length=150)
     email = serializers.EmailField(required=False, allow_blank=True)
     status = serializers.ChoiceField(choices=Task.UserStatus.choices, required=False)
-    role = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    role = DocumentedLengthCharField(required=False, allow_blank=True, max_length=100)
 
 
 class UserStatusUpdateSerializer(serializers.Serializer):

@@ -1,16 +1,17 @@
 from rest_framework import serializers
 
 from workflow.models import Roles, Steps, Workflows
+from workflow_api.fields import ModelSerializer
 
 
-class RoleSerializer(serializers.ModelSerializer):
+class RoleSerializer(ModelSerializer):
     class Meta:
         model = Roles
         fields = ["role_id", "name", "description", "created_at", "updated_at"]
         read_only_fields = ["role_id", "created_at", "updated_at"]
 
 
-class StepSerializer(serializers.ModelSerializer):
+class StepSerializer(ModelSerializer):
     role_name = serializers.CharField(source="role.name", read_only=True)
 
     class Meta:
@@ -34,7 +35,7 @@ class StepSerializer(serializers.ModelSerializer):
         return workflow
 
 
-class WorkflowSerializer(serializers.ModelSerializer):
+class WorkflowSerializer(ModelSerializer):
     steps = StepSerializer(many=True, read_only=True)
 
     class Meta:

@@ -164,3 +164,13 @@ def test_admin_deletes_a_step_the_workflow_can_spare(admin_client, workflow, rol
     assert response.status_code == 302
     assert not Steps.objects.filter(pk=spare.pk).exists()
     assert workflow.steps.count() == 1
+
+
+def test_a_name_over_its_documented_length_is_refused_even_with_surrounding_spaces(api_client):
+    too_long = api_client.post("/workflow/api/roles/", {"name": " " + "a" * 100}, format="json")
+    padded = api_client.post("/workflow/api/roles/", {"name": "  Manager "}, format="json")
+
+    assert too_long.status_code == 400
+    assert "no more than 100 characters" in too_long.json()["name"][0]
+    assert padded.status_code == 201
+    assert padded.json()["name"] == "Manager"
