@@ -105,9 +105,10 @@ def task_plan_allocation(
     """The ticket's workflow, its first step and the users TTS lists for that step's role.
 
     Raises AllocationFailed, tts.TTSUnavailable or tts.TTSBadResponse. Outside
-    any transaction: no row lock is held while waiting on HTTP. A failure on a
-    route from this process's cache is only believed once the database says
-    routing has not changed since; otherwise the ticket is routed again, uncached.
+    any transaction: no row lock is held while waiting on HTTP. A failure is
+    only believed once the database says routing has not changed since the
+    route was read (it may come from this process's cache); otherwise the
+    ticket is routed again, uncached.
     """
     route = ticket_route(
         department=department, category=category, sub_category=sub_category, use_cache=use_cache
