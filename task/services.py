@@ -93,10 +93,16 @@ def apply_round_robin_assignment(user_ids: list[int], role_name: str, max_assign
 class Allocation:
     """Who a ticket's task goes to, settled before anything is written."""
 
-    route: TicketRoute
-    workflow: Workflows
-    step: Steps
+    route: TicketRoute  # with a workflow and a step
     user_ids: list[int]
+
+    @property
+    def workflow(self) -> Workflows:
+        return self.route.workflow
+
+    @property
+    def step(self) -> Steps:
+        return self.route.step
 
 
 def task_plan_allocation(
@@ -132,9 +138,7 @@ def _plan_on_route(route: TicketRoute, *, department: str, category: str, sub_ca
         raise AllocationFailed(
             f"Workflow {route.workflow.name!r} has no steps", reason=AllocationError.NO_STEPS
         )
-    return Allocation(
-        route=route, workflow=route.workflow, step=route.step, user_ids=_step_user_ids(step=route.step)
-    )
+    return Allocation(route=route, user_ids=_step_user_ids(step=route.step))
 
 
 def _step_user_ids(*, step: Steps) -> list[int]:

@@ -113,7 +113,7 @@ def route_still_current_sql(route: TicketRoute) -> tuple[str, list]:
 
 
 def route_still_current(route: TicketRoute) -> Q:
-    """A filter that holds only while no role, workflow or step has changed since a cached route was read."""
+    """A filter that holds only while no role, workflow or step has changed since the route was read."""
     if route.version is None:
         return Q()
     return Q(Exists(RoutingVersion.objects.filter(pk=1, version=route.version)))
