@@ -116,6 +116,38 @@ def workflow(role) -> Workflows:
     return make_workflow(steps=[role])
 
 
+def make_task(
+    workflow: Workflows,
+    *,
+    number: str = "TX1",
+    users: list[dict] = (),
+    status: str = "pending",
+    step_order: int = 1,
+):
+    """A task on one of `workflow`'s steps, its `users` assigned through the service as staff would.
+
+    `users`: entries in the spec's shape (`userID`, and optionally `status`, `role`).
+    A task status other than pending or completed is set directly: no service reaches it yet.
+    """
+    from task import services
+    from task.models import Task
+    from tickets.models import WorkflowTicket
+
+    ticket = WorkflowTicket.objects.create(
+        ticket_number=number, subject=f"Subject {number}", is_task_allocated=True
+    )
+    task = Task.objects.create(
+        ticket=ticket, workflow=workflow, current_step=workflow.steps.get(order=step_order)
+    )
+    for entry in users:
+        services.task_assign_user(task_id=task.pk, user_data=entry)
+    if status == Task.Status.COMPLETED:
+        services.task_complete(task_id=task.pk)
+    elif status != Task.Status.PENDING:
+        Task.objects.filter(pk=task.pk).update(status=status)
+    return Task.objects.get(pk=task.pk)
+
+
 def ticket_payload(number: str = "TX20251110000001", **overrides) -> dict:
     """A ticket message in the spec's field names."""
     payload = {

@@ -24,7 +24,8 @@ def table(results: dict, verdicts: list[tuple[str, str, bool]]) -> str:
     for kind, label in (
         ("noop", "Celery no-op task"),
         ("insert", "Celery task: one INSERT (JSON row)"),
-        ("pipeline", "Pipeline: ticket -> task (tickets/s)"),
+        ("pipeline", "Pipeline, round robin (tickets/s)"),
+        ("pipeline_load_balanced", "Pipeline, load balanced (tickets/s)"),
     ):
         entry = thr[kind]
         runs = ", ".join(f"{r['per_second']:.0f} ({r['send_seconds']:.1f}s)" for r in entry["runs"])
@@ -33,6 +34,8 @@ def table(results: dict, verdicts: list[tuple[str, str, bool]]) -> str:
     rows += [
         f"  {'pipeline / one-INSERT ratio (median)':<42}{thr['pipeline_vs_insert_ratio']:>10.0%}  "
         + ", ".join(f"{r:.0%}" for r in thr["pipeline_vs_insert_ratio_per_round"]),
+        f"  {'load balanced / one-INSERT ratio (median)':<42}{thr['load_balanced_vs_insert_ratio']:>10.0%}  "
+        + ", ".join(f"{r:.0%}" for r in thr["load_balanced_vs_insert_ratio_per_round"]),
         "",
         f"Latency, {lat['tickets']} tickets one at a time, send -> task committed:",
         f"  p50 {lat['p50_ms']:.1f} ms   p95 {lat['p95_ms']:.1f} ms   p99 {lat['p99_ms']:.1f} ms   "
@@ -74,9 +77,9 @@ def draw(results: dict, path: Path) -> None:
         1, 3, figsize=(16, 5), gridspec_kw={"width_ratios": [1, 1.4, 1]}
     )
 
-    labels = ["no-op task", "one-INSERT task", "pipeline"]
-    values = [thr[k]["per_second_median"] for k in ("noop", "insert", "pipeline")]
-    bars = ax_thr.bar(labels, values, color=["#9e9e9e", "#5c6bc0", "#26a69a"])
+    labels = ["no-op task", "one-INSERT task", "round robin", "load balanced"]
+    values = [thr[k]["per_second_median"] for k in ("noop", "insert", "pipeline", "pipeline_load_balanced")]
+    bars = ax_thr.bar(labels, values, color=["#9e9e9e", "#5c6bc0", "#26a69a", "#66bb6a"])
     ax_thr.bar_label(bars, fmt="%.0f")
     ax_thr.margins(y=0.15)
     ax_thr.set_ylabel("messages (tickets) per second")

@@ -1,7 +1,19 @@
+from datetime import UTC
+
 from django.db import models
+from django.db.models import Q
 
 from tickets.models import WorkflowTicket
 from workflow.models import Steps, Workflows
+
+
+class AssignmentStatus(models.TextChoices):
+    """An assignee's status (the spec's `users[].status`)."""
+
+    ASSIGNED = "assigned", "Assigned"
+    IN_PROGRESS = "in_progress", "In progress"
+    COMPLETED = "completed", "Completed"
+    ON_HOLD = "on_hold", "On hold"
 
 
 class Task(models.Model):
@@ -14,11 +26,10 @@ class Task(models.Model):
         ON_HOLD = "on_hold", "On hold"
         CANCELLED = "cancelled", "Cancelled"
 
-    class UserStatus(models.TextChoices):
-        ASSIGNED = "assigned", "Assigned"
-        IN_PROGRESS = "in_progress", "In progress"
-        COMPLETED = "completed", "Completed"
-        ON_HOLD = "on_hold", "On hold"
+    UserStatus = AssignmentStatus
+
+    # Tasks whose assignments count as their assignees' open work.
+    ACTIVE_STATUSES = (Status.PENDING, Status.IN_PROGRESS)
 
     task_id = models.AutoField(primary_key=True)
     ticket = models.ForeignKey(WorkflowTicket, on_delete=models.PROTECT, related_name="tasks")
@@ -26,7 +37,6 @@ class Task(models.Model):
     current_step = models.ForeignKey(
         Steps, on_delete=models.PROTECT, related_name="tasks", null=True, blank=True
     )
-    users = models.JSONField(default=list, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -45,14 +55,27 @@ class Task(models.Model):
     def __str__(self) -> str:
         return f"Task {self.task_id} for ticket {self.ticket_id}"
 
+    @property
+    def current_assignments(self) -> list["Assignment"]:
+        """The assignments of the current step, oldest first (prefetched by the API as `current`)."""
+        prefetched = getattr(self, "_prefetched_current_assignments", None)
+        if prefetched is not None:
+            return prefetched
+        return list(self.assignments.filter(is_current=True).order_by("pk"))
+
+    @property
+    def users(self) -> list[dict]:
+        """The spec's `users` list for the current step, read from the assignment rows."""
+        return [assignment.as_user_entry() for assignment in self.current_assignments]
+
     # The spec's methods. Reads work on this instance; writes go through the
     # services, which lock the row, and then refresh this instance.
 
     def get_assigned_user_ids(self) -> list[int]:
-        return [entry["userID"] for entry in self.users]
+        return [assignment.user_id for assignment in self.current_assignments]
 
     def get_assigned_users_by_status(self, status: str) -> list[dict]:
-        return [entry for entry in self.users if entry.get("status") == status]
+        return [entry for entry in self.users if entry["status"] == status]
 
     def update_user_status(self, user_id: int, new_status: str) -> "Task":
         from task import services
@@ -77,16 +100,204 @@ class Task(models.Model):
         return self._refreshed_from(services.task_move_to_next_step(task_id=self.pk))
 
     def _refreshed_from(self, updated: "Task") -> "Task":
-        for field in ("users", "status", "current_step", "updated_at"):
+        for field in ("status", "current_step", "updated_at"):
             setattr(self, field, getattr(updated, field))
+        self.__dict__.pop("_prefetched_current_assignments", None)
         return self
 
 
+class Assignment(models.Model):
+    """One user assigned to one step of a task: the rows behind a task's `users`."""
+
+    Status = AssignmentStatus
+
+    class Origin(models.TextChoices):
+        ROUND_ROBIN = "round_robin", "Round robin"
+        LOAD_BALANCED = "load_balanced", "Load balanced"
+        MANUAL = "manual", "Manual"
+        REASSIGNED = "reassigned", "Reassigned"
+        ESCALATED = "escalated", "Escalated"
+
+    # An assignee's work that is not finished.
+    OPEN_STATUSES = (Status.ASSIGNED, Status.IN_PROGRESS)
+
+    id = models.BigAutoField(primary_key=True)
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="assignments")
+    # Kept when a step is deleted: the history still says who held the task.
+    step = models.ForeignKey(Steps, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    user_id = models.BigIntegerField()
+    role = models.CharField(max_length=100, blank=True)
+    username = models.CharField(max_length=150, blank=True)
+    email = models.EmailField(blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ASSIGNED)
+    origin = models.CharField(max_length=20, choices=Origin.choices)
+    # On the task's current step and not moved to someone else: part of the task's `users`.
+    is_current = models.BooleanField(default=True)
+    # Counts as the user's open work: current, assigned or in progress, on a
+    # pending or in-progress task. Kept by task.services with AssigneeLoad.
+    is_open = models.BooleanField(default=True)
+    assigned_on = models.DateTimeField()
+    status_updated_on = models.DateTimeField()
+
+    class Meta:
+        ordering = ["task_id", "id"]
+        verbose_name = "assignment"
+        verbose_name_plural = "assignments"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["task", "user_id"],
+                condition=Q(is_current=True),
+                name="one_current_assignment_per_user",
+            ),
+        ]
+        indexes = [
+            # A caller's tasks, newest first (the task list for non-staff callers).
+            models.Index(fields=["user_id", "-task"], name="assignment_user_task_idx"),
+            # A user's open assignments.
+            models.Index(fields=["user_id"], condition=Q(is_open=True), name="assignment_user_open_idx"),
+            # A role's assignments over time (the assignment report).
+            models.Index(fields=["role", "assigned_on"], name="assignment_role_time_idx"),
+            models.Index(fields=["task"], condition=Q(is_current=True), name="assignment_current_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} on task {self.task_id} ({self.status})"
+
+    def as_user_entry(self) -> dict:
+        """This assignment in the spec's `users` list shape."""
+        entry = {
+            "userID": self.user_id,
+            "status": self.status,
+            "assigned_on": self.assigned_on.astimezone(UTC).replace(microsecond=0).isoformat()[:-6] + "Z",
+            "role": self.role,
+        }
+        if self.username:
+            entry["username"] = self.username
+        if self.email:
+            entry["email"] = self.email
+        return entry
+
+
+class AssigneeLoad(models.Model):
+    """How many open assignments a user holds in a role, kept in the transaction that changes them."""
+
+    user_id = models.BigIntegerField()
+    role = models.CharField(max_length=100)
+    open_assignments = models.IntegerField(default=0)
+
+    class Meta:
+        verbose_name = "assignee load"
+        constraints = [
+            models.UniqueConstraint(fields=["user_id", "role"], name="one_load_per_user_and_role"),
+            models.CheckConstraint(condition=Q(open_assignments__gte=0), name="load_not_negative"),
+        ]
+        indexes = [models.Index(fields=["role", "user_id"], name="load_role_idx")]
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} in {self.role}: {self.open_assignments} open"
+
+
+class UserAvailability(models.Model):
+    """Whether a user takes new work, and how much; users without a row are available without limit."""
+
+    class Status(models.TextChoices):
+        AVAILABLE = "available", "Available"
+        AWAY = "away", "Away"
+        UNAVAILABLE = "unavailable", "Unavailable"
+
+    user_id = models.BigIntegerField(primary_key=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.AVAILABLE)
+    until = models.DateTimeField(
+        null=True, blank=True, help_text="After this moment the user counts as available again."
+    )
+    max_open_assignments = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Open assignments across all roles at which the user gets no more."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["user_id"]
+        verbose_name = "user availability"
+        verbose_name_plural = "user availability"
+
+    def __str__(self) -> str:
+        return f"user {self.user_id}: {self.status}"
+
+
+class AvailabilityChange(models.Model):
+    """One change of a user's availability: who made it, when, from what to what."""
+
+    id = models.BigAutoField(primary_key=True)
+    user_id = models.BigIntegerField()
+    changed_by = models.CharField(max_length=32, help_text="A user id, or 'system'.")
+    changed_at = models.DateTimeField()
+    changes = models.JSONField(help_text='Per field, [before, after]: {"status": ["available", "away"]}.')
+
+    class Meta:
+        ordering = ["user_id", "id"]
+        verbose_name = "availability change"
+        indexes = [models.Index(fields=["user_id", "id"], name="availability_change_user_idx")]
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} changed by {self.changed_by} at {self.changed_at:%Y-%m-%d %H:%M}"
+
+
+class CandidateList(models.Model):
+    """A list of user ids TTS returned for a role, stored once and named by its digest in decisions."""
+
+    digest = models.CharField(max_length=40, primary_key=True)
+    role = models.CharField(max_length=100)
+    user_ids = models.JSONField()
+    first_seen = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "candidate list"
+
+    def __str__(self) -> str:
+        return f"{self.role}: {len(self.user_ids)} users"
+
+
+class TaskEvent(models.Model):
+    """One entry of a task's history: an assignment decision, or a change of the task or an assignee."""
+
+    class Kind(models.TextChoices):
+        ASSIGNED = "assigned", "Assigned"
+        REASSIGNED = "reassigned", "Reassigned"
+        STATUS_CHANGED = "status_changed", "Status changed"
+        MOVED = "moved", "Moved to the next step"
+        COMPLETED = "completed", "Completed"
+        HELD = "held", "Held"
+        RESUMED = "resumed", "Resumed"
+        CANCELLED = "cancelled", "Cancelled"
+        ESCALATED = "escalated", "Escalated"
+
+    SYSTEM = "system"
+
+    id = models.BigAutoField(primary_key=True)
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    actor = models.CharField(max_length=32, help_text="A user id, or 'system'.")
+    at = models.DateTimeField()
+    step = models.ForeignKey(Steps, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    details = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["task_id", "id"]
+        verbose_name = "task event"
+        indexes = [models.Index(fields=["task", "id"], name="task_event_task_idx")]
+
+    def __str__(self) -> str:
+        return f"task {self.task_id}: {self.kind} by {self.actor}"
+
+
 class RoundRobinState(models.Model):
-    """Where the next round-robin assignment for a role starts; shared by every worker."""
+    """A role's place in its rotation, shared by every worker; `version` changes with every decision."""
 
     role_name = models.CharField(max_length=100, unique=True)
     next_index = models.PositiveIntegerField(default=0)
+    # Decisions read the state, decide, and write only if no other decision
+    # in the role came in between (task.assignment).
+    version = models.BigIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

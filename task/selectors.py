@@ -1,10 +1,8 @@
 """Reads over tasks that are more than a filter."""
 
-from django.db import connections
-from django.db.models import Count, QuerySet
-from django.db.models.expressions import RawSQL
+from django.db.models import Count, Exists, OuterRef, Prefetch, QuerySet
 
-from task.models import Task
+from task.models import Assignment, Task
 
 
 def task_statistics() -> dict:
@@ -37,20 +35,20 @@ def task_statistics() -> dict:
 
 
 def tasks_assigned_to(queryset: QuerySet[Task], *, user_id: int) -> QuerySet[Task]:
-    """The tasks among `queryset` whose `users` list has an entry with this `userID`.
+    """The tasks among `queryset` on which the user holds or held an assignment, on any step.
 
-    One SQL condition, so pagination and query counts stay as for an unfiltered list.
+    One SQL condition, served by the assignments' (user_id, task) index, so
+    pagination and query counts stay as for an unfiltered list.
     """
-    vendor = connections[queryset.db].vendor
-    if vendor == "postgresql":
-        return queryset.filter(users__contains=[{"userID": user_id}])
-    if vendor == "sqlite":
-        # SQLite has no JSON containment operator; search the array with json_each.
-        table = Task._meta.db_table
-        assigned = RawSQL(  # noqa: S611  (table name from the model; the id is a parameter)
-            f"SELECT t.task_id FROM {table} t, json_each(t.users) e "
-            "WHERE json_extract(e.value, '$.userID') = %s",
-            [user_id],
+    return queryset.filter(Exists(Assignment.objects.filter(task=OuterRef("pk"), user_id=user_id)))
+
+
+def with_current_assignments(queryset: QuerySet[Task]) -> QuerySet[Task]:
+    """`queryset` with each task's current assignments loaded in one more query (Task.users reads them)."""
+    return queryset.prefetch_related(
+        Prefetch(
+            "assignments",
+            queryset=Assignment.objects.filter(is_current=True).order_by("pk"),
+            to_attr="_prefetched_current_assignments",
         )
-        return queryset.filter(task_id__in=assigned)
-    raise NotImplementedError(f"No assignment filter for database {vendor!r}")
+    )

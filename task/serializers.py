@@ -2,6 +2,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from task.models import Task
+from task.tts import MAX_USER_ID
 from workflow_api.fields import DocumentedLengthCharField
 
 
@@ -17,8 +18,8 @@ class AssignedUserSerializer(serializers.Serializer):
 
 
 @extend_schema_field(AssignedUserSerializer(many=True))
-class AssignmentsField(serializers.JSONField):
-    """The stored JSON list, returned as is; the schema shows its entries' shape."""
+class AssignmentsField(serializers.ReadOnlyField):
+    """The task's current assignees in the spec's list shape (Task.users, read from the rows)."""
 
 
 class TaskSerializer(serializers.ModelSerializer):
@@ -57,11 +58,11 @@ class TaskSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_assigned_users_count(self, task: Task) -> int:
-        return len(task.users)
+        return len(task.current_assignments)
 
 
 class UserAssignmentSerializer(serializers.Serializer):
-    userID = serializers.IntegerField(min_value=1)  # noqa: N815  (payload key from the spec)
+    userID = serializers.IntegerField(min_value=1, max_value=MAX_USER_ID)  # noqa: N815  (payload key from the spec)
     username = DocumentedLengthCharField(required=False, allow_blank=True, max_length=150)
     email = serializers.EmailField(required=False, allow_blank=True)
     status = serializers.ChoiceField(choices=Task.UserStatus.choices, required=False)
@@ -69,7 +70,7 @@ class UserAssignmentSerializer(serializers.Serializer):
 
 
 class UserStatusUpdateSerializer(serializers.Serializer):
-    user_id = serializers.IntegerField(min_value=1)
+    user_id = serializers.IntegerField(min_value=1, max_value=MAX_USER_ID)
     status = serializers.ChoiceField(choices=Task.UserStatus.choices)
 
 

@@ -1,15 +1,35 @@
-"""Task creation, assignment and lifecycle: every write to a Task goes through here."""
+"""Tasks and their assignments: every write to a task, its assignees and its history goes through here.
 
+Who gets work is decided by task.assignment; this module asks TTS for the
+candidates, reads the role's state, asks for a decision and stores it with
+its record, in one transaction that only commits if no other decision in the
+role came in between.
+"""
+
+import contextlib
+import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
-from task import tts
-from task.models import RoundRobinState, Task
+from task import assignment, tts
+from task.assignment import Decision
+from task.models import (
+    AssigneeLoad,
+    Assignment,
+    AvailabilityChange,
+    CandidateList,
+    RoundRobinState,
+    Task,
+    TaskEvent,
+    UserAvailability,
+)
 from tickets.models import WorkflowTicket
 from workflow.models import Steps, Workflows
 from workflow.selectors import (
@@ -26,72 +46,252 @@ from workflow_api.celery import app as celery_app
 logger = logging.getLogger(__name__)
 
 AllocationError = WorkflowTicket.AllocationError
+Kind = TaskEvent.Kind
+SYSTEM = TaskEvent.SYSTEM
+
+# Another decision in the same role may commit between reading the role's
+# state and writing; the decision is then made again on the new state.
+MAX_DECISION_ROUNDS = 20
 
 
 class AllocationFailed(errors.Conflict):
-    """A ticket cannot get a task as things stand (no workflow, no steps, no users)."""
+    """A ticket cannot get a task as things stand (no workflow, no steps, no users, nobody available)."""
 
     def __init__(self, message: str, *, reason: AllocationError) -> None:
         super().__init__(message, code=reason.value)
         self.reason = reason
 
 
+class NobodyAvailable(errors.Conflict):
+    """Every user of the role is unavailable, at capacity or already on the step."""
+
+    code = "no_available_users"
+
+
+class _TurnTaken(Exception):
+    """Another decision in the role committed after this one read the state: decide again."""
+
+
 def _utc_now_iso() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def _round_robin_upsert_sql(rows: str) -> str:
-    """The cursor upsert, given `rows` that supply (role_name, next_index, updated_at) with three
-    parameters; three more follow for the update: user count, take, user count."""
-    table = RoundRobinState._meta.db_table
-    return (
-        f"INSERT INTO {table} (role_name, next_index, updated_at) {rows} "
-        f"ON CONFLICT (role_name) DO UPDATE SET "
-        f"next_index = ({table}.next_index %% %s + %s) %% %s, updated_at = excluded.updated_at "
-        f"RETURNING next_index"
+# --- Decisions -----------------------------------------------------------------
+
+
+def _decide(
+    *,
+    step: Steps,
+    candidates: list[int],
+    now: datetime,
+    exclude: frozenset[int] = frozenset(),
+    take: int | None = None,
+    state: assignment.RoleState | None = None,
+) -> Decision:
+    if state is None:
+        state = assignment.read_role_state(role=step.role.name, user_ids=candidates)
+    return assignment.decide(
+        strategy=step.assignment_strategy,
+        candidates=candidates,
+        take=step.assignee_count if take is None else take,
+        state=state,
+        now=now,
+        exclude=exclude,
     )
 
 
-def _advance_round_robin(*, role_name: str, user_count: int, take: int) -> int:
-    """Advance the role's cursor by `take` and return where this assignment starts.
+def _claim_turn(decision: Decision, *, now: datetime) -> None:
+    """Move the role's rotation as decided; raises _TurnTaken if another decision came first.
 
-    One upsert statement: it creates the row on first use and otherwise locks
-    it until the surrounding transaction ends, so concurrent workers serialize
-    on the role and a rolled-back task creation does not consume a turn.
+    Inside the transaction that stores the decision: the row stays locked until
+    it commits, so a rolled-back decision consumes no turn.
     """
-    sql = _round_robin_upsert_sql("VALUES (%s, %s, %s)")
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [role_name, take % user_count, timezone.now(), user_count, take, user_count])
-        (next_index,) = cursor.fetchone()
-    return (next_index - take) % user_count
+    if decision.state_version is None:
+        try:
+            with transaction.atomic():
+                RoundRobinState.objects.create(
+                    role_name=decision.role, next_index=decision.next_cursor, version=1
+                )
+        except IntegrityError:
+            raise _TurnTaken from None
+        return
+    claimed = RoundRobinState.objects.filter(role_name=decision.role, version=decision.state_version).update(
+        next_index=decision.next_cursor, version=F("version") + 1, updated_at=now
+    )
+    if not claimed:
+        raise _TurnTaken
+
+
+def _change_loads(deltas: dict[tuple[int, str], int]) -> None:
+    """Add to users' open-assignment counts per role, in sorted order (no lock-order deadlocks)."""
+    rows = sorted((key, delta) for key, delta in deltas.items() if delta)
+    increments = [(key, delta) for key, delta in rows if delta > 0]
+    if increments:
+        # A row is created on first use; PostgreSQL checks the proposed row's
+        # constraints before the conflict, so only increments take this way.
+        table = AssigneeLoad._meta.db_table
+        values = ", ".join(["(%s, %s, %s)"] * len(increments))
+        params = [value for (user_id, role), delta in increments for value in (user_id, role, delta)]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (user_id, role, open_assignments) VALUES {values} "
+                f"ON CONFLICT (user_id, role) DO UPDATE "
+                f"SET open_assignments = {table}.open_assignments + excluded.open_assignments",
+                params,
+            )
+    for (user_id, role), delta in rows:
+        if delta < 0:
+            AssigneeLoad.objects.filter(user_id=user_id, role=role).update(
+                open_assignments=F("open_assignments") + delta
+            )
+
+
+def _load_deltas(assignments: Iterable[Assignment], sign: int) -> dict[tuple[int, str], int]:
+    deltas: dict[tuple[int, str], int] = {}
+    for row in assignments:
+        key = (row.user_id, row.role)
+        deltas[key] = deltas.get(key, 0) + sign
+    return deltas
+
+
+def _record(task_id: int, kind: str, *, actor: str, now: datetime, step_id: int | None, **details) -> None:
+    TaskEvent.objects.create(
+        task_id=task_id, kind=kind, actor=actor, at=now, step_id=step_id, details=details
+    )
+
+
+def _store_candidates(decision: Decision, *, now: datetime) -> None:
+    CandidateList.objects.bulk_create(
+        [
+            CandidateList(
+                digest=decision.candidates_digest,
+                role=decision.role,
+                user_ids=list(decision.candidates),
+                first_seen=now,
+            )
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def _store_decision(
+    *,
+    task: Task,
+    step: Steps,
+    decision: Decision,
+    origin: str,
+    trigger: str,
+    kind: str,
+    actor: str,
+    now: datetime,
+    extra: dict | None = None,
+) -> list[Assignment]:
+    """The decision's assignments, loads and record; inside the transaction that claimed its turn."""
+    counts = task.status in Task.ACTIVE_STATUSES
+    rows = Assignment.objects.bulk_create(
+        [
+            Assignment(
+                task=task,
+                step=step,
+                user_id=user_id,
+                role=decision.role,
+                status=Assignment.Status.ASSIGNED,
+                origin=origin,
+                is_current=True,
+                is_open=counts,
+                assigned_on=now,
+                status_updated_on=now,
+            )
+            for user_id in decision.chosen
+        ]
+    )
+    if counts:
+        _change_loads(_load_deltas(rows, +1))
+    _store_candidates(decision, now=now)
+    _record(
+        task.pk,
+        kind,
+        actor=actor,
+        now=now,
+        step_id=step.pk,
+        decision=decision.record(trigger=trigger),
+        **(extra or {}),
+    )
+    return rows
+
+
+def _close_assignments(rows: list[Assignment], *, now: datetime, leave_step: bool) -> None:
+    """Stop rows counting as open work; `leave_step` also takes them off the task's `users`."""
+    if not rows:
+        return
+    open_rows = [row for row in rows if row.is_open]
+    changes = {"is_open": False}
+    if leave_step:
+        changes["is_current"] = False
+    Assignment.objects.filter(pk__in=[row.pk for row in rows]).update(**changes)
+    _change_loads(_load_deltas(open_rows, -1))
+    for row in rows:
+        row.is_open = False
+        if leave_step:
+            row.is_current = False
+
+
+def _reopen_assignments(task: Task) -> None:
+    """Count a task's current, unfinished assignments as open work again (a task became active)."""
+    rows = list(
+        Assignment.objects.filter(
+            task=task, is_current=True, is_open=False, status__in=Assignment.OPEN_STATUSES
+        )
+    )
+    Assignment.objects.filter(pk__in=[row.pk for row in rows]).update(is_open=True)
+    _change_loads(_load_deltas(rows, +1))
 
 
 def apply_round_robin_assignment(user_ids: list[int], role_name: str, max_assignments: int = 3) -> list[dict]:
-    """Pick up to `max_assignments` of `user_ids` for the role, continuing where the last pick stopped.
+    """The spec's helper: take the role's next `max_assignments` turns and return them as `users` entries.
 
-    The cursor lives in the database (shared by every worker, kept across
-    restarts); call inside the transaction that stores the assignment.
+    Decided by the assignment engine like every other assignment (round
+    robin, skipping unavailable users and users at capacity); the role's
+    rotation lives in the database, shared by every worker.
     """
     if not user_ids or max_assignments <= 0:
         return []
-    take = min(max_assignments, len(user_ids))
-    with transaction.atomic(savepoint=False):
-        start = _advance_round_robin(role_name=role_name, user_count=len(user_ids), take=take)
     assigned_on = _utc_now_iso()
-    return [
-        {
-            "userID": user_ids[(start + offset) % len(user_ids)],
-            "status": Task.UserStatus.ASSIGNED.value,
-            "assigned_on": assigned_on,
-            "role": role_name,
-        }
-        for offset in range(take)
-    ]
+    for _ in range(MAX_DECISION_ROUNDS):
+        now = timezone.now()
+        state = assignment.read_role_state(role=role_name, user_ids=user_ids)
+        decision = assignment.decide(
+            strategy=Steps.AssignmentStrategy.ROUND_ROBIN,
+            candidates=user_ids,
+            take=max_assignments,
+            state=state,
+            now=now,
+        )
+        if decision.waiting:
+            return []
+        try:
+            with transaction.atomic():
+                _claim_turn(decision, now=now)
+        except _TurnTaken:
+            continue
+        return [
+            {
+                "userID": user_id,
+                "status": Assignment.Status.ASSIGNED.value,
+                "assigned_on": assigned_on,
+                "role": role_name,
+            }
+            for user_id in decision.chosen
+        ]
+    raise errors.Conflict(f"Role {role_name!r}: too many concurrent decisions; retry")
+
+
+# --- Planning a ticket's task --------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Allocation:
-    """Who a ticket's task goes to, settled before anything is written."""
+    """Where a ticket's task goes and who TTS lists for it, settled before anything is written."""
 
     route: TicketRoute  # with a workflow and a step
     user_ids: list[int]
@@ -150,13 +350,24 @@ def _step_user_ids(*, step: Steps) -> list[int]:
     return user_ids
 
 
-def task_create_for_ticket(*, ticket_id: int, ticket: WorkflowTicket | None = None) -> tuple[Task, bool]:
+def _waiting(decision: Decision) -> AllocationFailed:
+    return AllocationFailed(decision.waiting_reason(), reason=AllocationError.NO_AVAILABLE_USERS)
+
+
+# --- Creating a ticket's task --------------------------------------------------
+
+
+def task_create_for_ticket(
+    *, ticket_id: int, ticket: WorkflowTicket | None = None, trigger: str = "retry"
+) -> tuple[Task, bool]:
     """Create the ticket's task and mark it allocated; returns (task, created).
 
     Idempotent: for a ticket that already has its task, returns that task and
-    creates nothing. Raises NotFound, AllocationFailed, or tts.TTSUnavailable /
-    tts.TTSBadResponse. `ticket`: the row as the caller has just stored it, which
-    saves reading it again.
+    creates nothing. Raises NotFound, AllocationFailed (reason
+    no_available_users when nobody in the role is eligible: the ticket waits),
+    or tts.TTSUnavailable / tts.TTSBadResponse. `ticket`: the row as the
+    caller has just stored it, which saves reading it again. `trigger`: what
+    the decision record names as the reason for deciding.
     """
     if ticket is None:
         # Not the raw payload: allocation needs only the routing fields.
@@ -168,8 +379,8 @@ def task_create_for_ticket(*, ticket_id: int, ticket: WorkflowTicket | None = No
     if ticket is None:
         raise errors.NotFound(f"Ticket {ticket_id} does not exist")
     # The flag and the task are written in one transaction, so only an
-    # allocated ticket needs the lookup (a task made by hand in admin is caught
-    # by the constraint below).
+    # allocated ticket needs the lookup (a task made by hand is caught by the
+    # constraint below).
     if ticket.is_task_allocated:
         existing = Task.objects.filter(ticket_id=ticket_id).first()
         if existing is not None:
@@ -180,44 +391,60 @@ def task_create_for_ticket(*, ticket_id: int, ticket: WorkflowTicket | None = No
         "category": ticket.category,
         "sub_category": ticket.sub_category,
     }
-    created = _create_task(ticket=ticket, plan=task_plan_allocation(**routing))
+    created = _create_task(ticket=ticket, plan=task_plan_allocation(**routing), trigger=trigger)
     if created is None:
         # Routing changed between planning and writing: plan again, uncached.
-        created = _create_task(ticket=ticket, plan=task_plan_allocation(**routing, use_cache=False))
+        created = _create_task(
+            ticket=ticket, plan=task_plan_allocation(**routing, use_cache=False), trigger=trigger
+        )
     return created
 
 
-def _create_task(*, ticket: WorkflowTicket, plan: Allocation) -> tuple[Task, bool] | None:
+def _create_task(*, ticket: WorkflowTicket, plan: Allocation, trigger: str) -> tuple[Task, bool] | None:
     """Create the ticket's task as planned; None when the plan's cached route turned out stale."""
-    try:
-        with transaction.atomic():
-            # Marking the ticket first takes its row lock: concurrent deliveries
-            # of one ticket queue here, and the loser's INSERT below then hits
-            # one_task_per_ticket. Three statements in one transaction, no reads;
-            # the first also confirms a cached route.
-            marked = WorkflowTicket.objects.filter(route_still_current(plan.route), pk=ticket.pk).update(
-                is_task_allocated=True,
-                allocation_error=AllocationError.NONE,
-                allocation_error_detail="",
-                last_allocation_attempt_at=timezone.now(),
-                updated_at=timezone.now(),
-            )
-            if not marked and plan.route.version is not None:
-                return None
-            users = apply_round_robin_assignment(
-                plan.user_ids, plan.step.role.name, settings.ROUND_ROBIN_MAX_ASSIGNMENTS
-            )
-            task = Task.objects.create(
-                ticket=ticket, workflow=plan.workflow, current_step=plan.step, users=users
-            )
-    except IntegrityError:
-        # Lost the race: the rollback undid our flag and round-robin turn too.
-        existing = Task.objects.filter(ticket_id=ticket.pk).first()
-        if existing is None:
-            raise
-        return existing, False
-    _log_task_created(task, ticket_number=ticket.ticket_number)
-    return task, True
+    for _ in range(MAX_DECISION_ROUNDS):
+        now = timezone.now()
+        decision = _decide(step=plan.step, candidates=plan.user_ids, now=now)
+        if decision.waiting:
+            raise _waiting(decision)
+        try:
+            with transaction.atomic():
+                # Marking the ticket first takes its row lock: concurrent
+                # deliveries of one ticket queue here, and the loser's INSERT
+                # below then hits one_task_per_ticket. The same statement
+                # confirms a cached route.
+                marked = WorkflowTicket.objects.filter(route_still_current(plan.route), pk=ticket.pk).update(
+                    is_task_allocated=True,
+                    allocation_error=AllocationError.NONE,
+                    allocation_error_detail="",
+                    last_allocation_attempt_at=now,
+                    updated_at=now,
+                )
+                if not marked and plan.route.version is not None:
+                    return None
+                _claim_turn(decision, now=now)
+                task = Task.objects.create(ticket=ticket, workflow=plan.workflow, current_step=plan.step)
+                _store_decision(
+                    task=task,
+                    step=plan.step,
+                    decision=decision,
+                    origin=decision.strategy,
+                    trigger=trigger,
+                    kind=Kind.ASSIGNED,
+                    actor=SYSTEM,
+                    now=now,
+                )
+        except _TurnTaken:
+            continue
+        except IntegrityError:
+            # Lost the race: the rollback undid our flag and turn too.
+            existing = Task.objects.filter(ticket_id=ticket.pk).first()
+            if existing is None:
+                raise
+            return existing, False
+        _log_task_created(task, ticket_number=ticket.ticket_number, user_ids=decision.chosen)
+        return task, True
+    raise errors.Conflict(f"Role {plan.step.role.name!r}: too many concurrent decisions; retry")
 
 
 def can_create_with_new_ticket() -> bool:
@@ -228,43 +455,71 @@ def can_create_with_new_ticket() -> bool:
 def task_create_with_new_ticket(*, ticket_fields: dict, payload: object) -> tuple[int, Task] | None:
     """Store a ticket seen for the first time together with its task; returns (ticket id, task).
 
-    One statement and one commit for the ticket row, the round-robin turn and
-    the task, after TTS has answered (PostgreSQL only: can_create_with_new_ticket).
-    Returns None, having written nothing, when the ticket number is already
-    stored. Raises like task_plan_allocation, having written nothing.
+    After TTS has answered, one read (the role's state, and whether the
+    ticket number is stored) and one statement with one commit for the
+    ticket, the role's turn, the task, its assignments, their loads and the
+    decision's record (PostgreSQL only: can_create_with_new_ticket). Returns
+    None, having written nothing, when the ticket number is already stored. Raises like task_plan_allocation
+    (AllocationFailed with no_available_users when nobody is eligible),
+    having written nothing.
     """
     received_at = timezone.now()
     routing = {key: ticket_fields[key] for key in ("department", "category", "sub_category")}
     plan = task_plan_allocation(**routing)
-    stored = _insert_ticket_with_task(
-        ticket_fields=ticket_fields, payload=payload, plan=plan, now=received_at
-    )
-    if stored is None and not route_is_current(plan.route):
-        # Routing changed between planning and writing: plan again, uncached.
-        plan = task_plan_allocation(**routing, use_cache=False)
-        stored = _insert_ticket_with_task(
-            ticket_fields=ticket_fields, payload=payload, plan=plan, now=received_at
+    for _ in range(MAX_DECISION_ROUNDS):
+        now = timezone.now()
+        state = assignment.read_role_state(
+            role=plan.step.role.name,
+            user_ids=plan.user_ids,
+            probe_ticket_number=ticket_fields["ticket_number"],
         )
-    if stored is not None:
-        ticket_id, task = stored
-        logger.info("Ticket %s created (id %s)", ticket_fields["ticket_number"], ticket_id)
-        _log_task_created(task, ticket_number=ticket_fields["ticket_number"])
-    return stored
+        if state.ticket_stored:
+            return None
+        decision = _decide(step=plan.step, candidates=plan.user_ids, now=now, state=state)
+        if decision.waiting:
+            raise _waiting(decision)
+        try:
+            stored = _insert_ticket_with_task(
+                ticket_fields=ticket_fields,
+                payload=payload,
+                plan=plan,
+                decision=decision,
+                received_at=received_at,
+            )
+        except IntegrityError:
+            return None  # the ticket number was stored by another delivery meanwhile
+        if stored is not None:
+            ticket_id, task = stored
+            logger.info("Ticket %s created (id %s)", ticket_fields["ticket_number"], ticket_id)
+            _log_task_created(task, ticket_number=ticket_fields["ticket_number"], user_ids=decision.chosen)
+            return stored
+        if not route_is_current(plan.route):
+            # Routing changed between planning and writing: plan again, uncached.
+            plan = task_plan_allocation(**routing, use_cache=False)
+        # Otherwise another decision in the role came first: decide again.
+    raise errors.Conflict(f"Role {plan.step.role.name!r}: too many concurrent decisions; retry")
 
 
 def _insert_ticket_with_task(
-    *, ticket_fields: dict, payload: object, plan: Allocation, now: datetime
+    *, ticket_fields: dict, payload: object, plan: Allocation, decision: Decision, received_at: datetime
 ) -> tuple[int, Task] | None:
-    """The ticket row (allocated, first attempt counted), the role's round-robin turn and the task,
-    in one statement: each part runs only if the one before wrote its row."""
+    """Write a decided new ticket in one statement: each part runs only if the role's turn was taken.
+
+    The turn is taken only while routing is unchanged and no other decision
+    in the role came in between; otherwise nothing is written and None is
+    returned. A ticket number stored meanwhile raises IntegrityError, and the
+    whole statement is undone. It chooses nobody: it writes what
+    task.assignment decided.
+    """
+    now = timezone.now()
     ticket_values = {
         **ticket_fields,
         "ticket_data": payload,
         "is_task_allocated": True,
         "allocation_attempts": 1,
-        "last_allocation_attempt_at": now,
-        "created_at": now,
-        "updated_at": now,
+        "last_allocation_attempt_at": received_at,
+        "created_at": received_at,
+        "updated_at": received_at,
     }
     # Every column, as the ORM would write it (model defaults for the rest).
     ticket_columns = [f for f in WorkflowTicket._meta.concrete_fields if not f.primary_key]
@@ -272,68 +527,97 @@ def _insert_ticket_with_task(
         f.get_db_prep_save(ticket_values[f.name] if f.name in ticket_values else f.get_default(), connection)
         for f in ticket_columns
     ]
-    created_at = timezone.now()  # the task's; `now` is when the ticket arrived
     route_check, route_params = route_still_current_sql(plan.route)
-    role_name = plan.step.role.name
-    user_count = len(plan.user_ids)
-    take = min(settings.ROUND_ROBIN_MAX_ASSIGNMENTS, user_count)
     quote = connection.ops.quote_name
+    role = decision.role
+    state_table = RoundRobinState._meta.db_table
+    if decision.state_version is None:
+        turn_sql = (
+            f"INSERT INTO {state_table} (role_name, next_index, version, updated_at)"
+            f" SELECT %s, %s, 1, %s WHERE {route_check}"
+            f" ON CONFLICT (role_name) DO NOTHING RETURNING 1"
+        )
+        turn_params = [role, decision.next_cursor, now, *route_params]
+    else:
+        turn_sql = (
+            f"UPDATE {state_table} SET next_index = %s, version = version + 1, updated_at = %s"
+            f" WHERE role_name = %s AND version = %s AND {route_check} RETURNING 1"
+        )
+        turn_params = [decision.next_cursor, now, role, decision.state_version, *route_params]
+    chosen = list(decision.chosen)
+    load_table = AssigneeLoad._meta.db_table
     sql = (
-        f"WITH ticket AS ("
+        f"WITH turn AS ({turn_sql}), "
+        f"ticket AS ("
         f" INSERT INTO {WorkflowTicket._meta.db_table} ({', '.join(quote(f.column) for f in ticket_columns)})"
-        f" SELECT {', '.join(['%s'] * len(ticket_columns))} WHERE {route_check}"
-        f" ON CONFLICT (ticket_number) DO NOTHING RETURNING id"
-        f"), turn AS ({_round_robin_upsert_sql('SELECT %s, %s, %s FROM ticket')}) "
-        f"INSERT INTO {Task._meta.db_table}"
-        f" (ticket_id, workflow_id, current_step_id, users, status, created_at, updated_at)"
-        f" SELECT ticket.id, %s, %s, ("
-        # apply_round_robin_assignment's pick, where the cursor is: `take` users from the
-        # turn's start, wrapping around; start = (next_index - take) mod user count.
-        f"  SELECT jsonb_agg(jsonb_build_object("
-        f"   'userID', (%s::bigint[])[1 + (turn.next_index - %s + %s + k) %% %s],"
-        f"   'status', %s::text, 'assigned_on', %s::text, 'role', %s::text) ORDER BY k)"
-        f"  FROM generate_series(0, %s - 1) AS k"
-        f" ), %s, %s, %s FROM ticket, turn "
-        f"RETURNING ticket_id, task_id, users"
+        f" SELECT {', '.join(['%s'] * len(ticket_columns))} FROM turn RETURNING id), "
+        f"task AS ("
+        f" INSERT INTO {Task._meta.db_table}"
+        f"  (ticket_id, workflow_id, current_step_id, status, created_at, updated_at)"
+        f" SELECT ticket.id, %s, %s, %s, %s, %s FROM ticket RETURNING task_id, ticket_id), "
+        f"assigned AS ("
+        f" INSERT INTO {Assignment._meta.db_table} (task_id, step_id, user_id, role, username, email, status,"
+        f"  origin, is_current, is_open, assigned_on, status_updated_on)"
+        f" SELECT task.task_id, %s, chosen.user_id, %s, '', '', %s, %s, TRUE, TRUE, %s, %s"
+        f" FROM task, unnest(%s::bigint[]) WITH ORDINALITY AS chosen(user_id, n) ORDER BY chosen.n), "
+        f"loads AS ("
+        f" INSERT INTO {load_table} (user_id, role, open_assignments)"
+        f" SELECT chosen.user_id, %s, 1 FROM task, unnest(%s::bigint[]) AS chosen(user_id)"
+        f" ON CONFLICT (user_id, role) DO UPDATE SET open_assignments = {load_table}.open_assignments + 1), "
+        f"candidates AS ("
+        f" INSERT INTO {CandidateList._meta.db_table} (digest, role, user_ids, first_seen)"
+        f" SELECT %s, %s, %s::jsonb, %s FROM task ON CONFLICT (digest) DO NOTHING) "
+        f"INSERT INTO {TaskEvent._meta.db_table} (task_id, kind, actor, at, step_id, details)"
+        f" SELECT task.task_id, %s, %s, %s, %s, %s::jsonb FROM task "
+        f"RETURNING (SELECT ticket_id FROM task), task_id"
     )
     params = [
+        *turn_params,
         *ticket_params,
-        *route_params,
-        *(role_name, take % user_count, now, user_count, take, user_count),
-        plan.workflow.workflow_id,
-        plan.step.step_id,
-        *(plan.user_ids, take, user_count, user_count),
-        *(Task.UserStatus.ASSIGNED.value, _utc_now_iso(), role_name, take),
-        *(Task.Status.PENDING.value, created_at, created_at),
+        *(plan.workflow.workflow_id, plan.step.step_id, Task.Status.PENDING.value, now, now),
+        *(plan.step.step_id, role, Assignment.Status.ASSIGNED.value, decision.strategy, now, now, chosen),
+        *(role, sorted(chosen)),
+        *(decision.candidates_digest, role, json.dumps(list(decision.candidates)), now),
+        *(
+            Kind.ASSIGNED.value,
+            SYSTEM,
+            now,
+            plan.step.step_id,
+            json.dumps({"decision": decision.record(trigger="new_ticket")}),
+        ),
     ]
-    with connection.cursor() as cursor:
+    # Inside a caller's transaction, a savepoint keeps a duplicate number from aborting it.
+    savepoint = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+    with savepoint, connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         return None
-    ticket_id, task_id, users = row
+    ticket_id, task_id = row
     task = Task(
         task_id=task_id,
         ticket_id=ticket_id,
         workflow=plan.workflow,
         current_step=plan.step,
-        users=Task._meta.get_field("users").from_db_value(users, None, connection),
         status=Task.Status.PENDING,
-        created_at=created_at,
-        updated_at=created_at,
+        created_at=now,
+        updated_at=now,
     )
     return ticket_id, task
 
 
-def _log_task_created(task: Task, *, ticket_number: str) -> None:
+def _log_task_created(task: Task, *, ticket_number: str, user_ids: Iterable[int]) -> None:
     logger.info(
         "Task %s created for ticket %s (workflow %s, step %s, users %s)",
         task.task_id,
         ticket_number,
         task.workflow_id,
         task.current_step_id,
-        [entry["userID"] for entry in task.users],
+        list(user_ids),
     )
+
+
+# --- The task's lifecycle ------------------------------------------------------
 
 
 def _locked_task(task_id: int) -> Task:
@@ -356,72 +640,117 @@ def _require_open(task: Task, action: str) -> None:
         raise errors.InvalidTransition(f"Cannot {action} task {task.task_id}: it is {task.status}")
 
 
-def task_assign_user(*, task_id: int, user_data: dict) -> Task:
-    """Add one user to the task's assignments; refuses a user already assigned."""
+def _current_rows(task: Task) -> list[Assignment]:
+    return list(Assignment.objects.filter(task=task, is_current=True).order_by("pk"))
+
+
+def task_assign_user(*, task_id: int, user_data: dict, actor: str = SYSTEM) -> Task:
+    """Add one user to the task's current step by hand; refuses a user already on it."""
+    user_id = user_data["userID"]
     with transaction.atomic():
         task = _locked_task(task_id)
         _require_open(task, "assign users to")
-        user_id = user_data["userID"]
-        if user_id in task.get_assigned_user_ids():
+        if any(row.user_id == user_id for row in _current_rows(task)):
             raise errors.Conflict(f"User {user_id} is already assigned to task {task_id}")
-        entry = {
-            "userID": user_id,
-            "status": user_data.get("status") or Task.UserStatus.ASSIGNED.value,
-            "assigned_on": _utc_now_iso(),
-            "role": user_data.get("role") or (task.current_step.role.name if task.current_step else ""),
-        }
-        for optional in ("username", "email"):
-            if user_data.get(optional):
-                entry[optional] = user_data[optional]
-        task.users = [*task.users, entry]
-        task.save(update_fields=["users", "updated_at"])
+        now = timezone.now()
+        status = user_data.get("status") or Assignment.Status.ASSIGNED
+        counts = task.status in Task.ACTIVE_STATUSES and status in Assignment.OPEN_STATUSES
+        row = Assignment.objects.create(
+            task=task,
+            step=task.current_step,
+            user_id=user_id,
+            role=user_data.get("role") or (task.current_step.role.name if task.current_step else ""),
+            username=user_data.get("username") or "",
+            email=user_data.get("email") or "",
+            status=status,
+            origin=Assignment.Origin.MANUAL,
+            is_current=True,
+            is_open=counts,
+            assigned_on=now,
+            status_updated_on=now,
+        )
+        if counts:
+            _change_loads(_load_deltas([row], +1))
+        _record(
+            task.pk,
+            Kind.ASSIGNED,
+            actor=actor,
+            now=now,
+            step_id=task.current_step_id,
+            decision={"trigger": "manual", "strategy": "manual", "role": row.role, "chosen": [user_id]},
+        )
+        task.save(update_fields=["updated_at"])
     logger.info("User %s assigned to task %s", user_id, task_id)
     return task
 
 
-def task_update_user_status(*, task_id: int, user_id: int, new_status: str) -> Task:
+def task_update_user_status(*, task_id: int, user_id: int, new_status: str, actor: str = SYSTEM) -> Task:
     """Set one assigned user's status; a user starting work moves a pending task to in_progress."""
-    if new_status not in Task.UserStatus.values:
+    if new_status not in Assignment.Status.values:
         raise errors.InvalidInput(f"{new_status!r} is not a user status")
+    freed = False
     with transaction.atomic():
         task = _locked_task(task_id)
         _require_open(task, "update users of")
-        if user_id not in task.get_assigned_user_ids():
+        row = next((row for row in _current_rows(task) if row.user_id == user_id), None)
+        if row is None:
             raise errors.InvalidInput(f"User {user_id} is not assigned to task {task_id}")
-        task.users = [
-            {**entry, "status": new_status} if entry["userID"] == user_id else entry for entry in task.users
-        ]
-        update_fields = ["users", "updated_at"]
-        if new_status == Task.UserStatus.IN_PROGRESS and task.status == Task.Status.PENDING:
+        now = timezone.now()
+        before = row.status
+        opens = task.status in Task.ACTIVE_STATUSES and new_status in Assignment.OPEN_STATUSES
+        if opens != row.is_open:
+            _change_loads(_load_deltas([row], +1 if opens else -1))
+            freed = not opens
+        Assignment.objects.filter(pk=row.pk).update(status=new_status, is_open=opens, status_updated_on=now)
+        update_fields = ["updated_at"]
+        if new_status == Assignment.Status.IN_PROGRESS and task.status == Task.Status.PENDING:
             task.status = Task.Status.IN_PROGRESS
             update_fields.append("status")
         task.save(update_fields=update_fields)
+        _record(
+            task.pk,
+            Kind.STATUS_CHANGED,
+            actor=actor,
+            now=now,
+            step_id=task.current_step_id,
+            user_id=user_id,
+            **{"from": before, "to": new_status},
+        )
+        if freed:
+            _wake_waiting_tickets_on_commit()
     logger.info("Task %s: user %s is now %s", task_id, user_id, new_status)
     return task
 
 
-def _complete_locked(task: Task) -> Task:
+def _complete_locked(task: Task, *, actor: str, now: datetime) -> Task:
     task.status = Task.Status.COMPLETED
     task.save(update_fields=["status", "updated_at"])
+    _close_assignments([row for row in _current_rows(task) if row.is_open], now=now, leave_step=False)
+    _record(task.pk, Kind.COMPLETED, actor=actor, now=now, step_id=task.current_step_id)
     if task.workflow.end_logic == Workflows.EndLogic.NOTIFICATION:
         payload = notification_payload(task=task)
         # robust: the task is completed either way; a broker failure is logged
         # (with the payload's ids) instead of failing a request that committed.
         transaction.on_commit(lambda: _send_notification(payload), robust=True)
+    _wake_waiting_tickets_on_commit()
     logger.info("Task %s completed (ticket %s)", task.task_id, task.ticket.ticket_number)
     return task
 
 
-def task_complete(*, task_id: int) -> Task:
+def task_complete(*, task_id: int, actor: str = SYSTEM) -> Task:
     """Complete an open task; with end_logic 'notification', enqueue the notification after commit."""
     with transaction.atomic():
         task = _locked_task(task_id)
         _require_open(task, "complete")
-        return _complete_locked(task)
+        return _complete_locked(task, actor=actor, now=timezone.now())
 
 
-def task_move_to_next_step(*, task_id: int) -> Task:
-    """Advance to the next step by order and assign its role's users; from the last step, complete."""
+def task_move_to_next_step(*, task_id: int, actor: str = SYSTEM) -> Task:
+    """Advance to the next step by order and assign it by its strategy; from the last step, complete.
+
+    Raises NobodyAvailable (the task stays where it is) when nobody in the
+    next step's role is eligible.
+    """
     task = Task.objects.select_related("workflow", "current_step").filter(pk=task_id).first()
     if task is None:
         raise errors.NotFound(f"Task {task_id} does not exist")
@@ -430,20 +759,263 @@ def task_move_to_next_step(*, task_id: int) -> Task:
     next_step = workflow_next_step(workflow=task.workflow, after_order=current_order)
     user_ids = _step_user_ids(step=next_step) if next_step is not None else []
 
+    for _ in range(MAX_DECISION_ROUNDS):
+        now = timezone.now()
+        decision = _decide(step=next_step, candidates=user_ids, now=now) if next_step is not None else None
+        if decision is not None and decision.waiting:
+            raise NobodyAvailable(f"Task {task_id} stays on its step. {decision.waiting_reason()}")
+        try:
+            with transaction.atomic():
+                locked = _locked_task(task_id)
+                _require_open(locked, "move")
+                if locked.current_step_id != task.current_step_id:
+                    raise errors.Conflict(f"Task {task_id} moved to another step meanwhile; retry")
+                if next_step is None:
+                    return _complete_locked(locked, actor=actor, now=now)
+                _claim_turn(decision, now=now)
+                _close_assignments(_current_rows(locked), now=now, leave_step=True)
+                previous_step_id = locked.current_step_id
+                locked.current_step = next_step
+                locked.save(update_fields=["current_step", "updated_at"])
+                _record(
+                    locked.pk,
+                    Kind.MOVED,
+                    actor=actor,
+                    now=now,
+                    step_id=next_step.pk,
+                    from_step=previous_step_id,
+                )
+                _store_decision(
+                    task=locked,
+                    step=next_step,
+                    decision=decision,
+                    origin=decision.strategy,
+                    trigger="next_step",
+                    kind=Kind.ASSIGNED,
+                    actor=actor,
+                    now=now,
+                )
+        except _TurnTaken:
+            continue
+        _wake_waiting_tickets_on_commit()
+        logger.info("Task %s moved to step %s (users %s)", task_id, next_step.step_id, list(decision.chosen))
+        return locked
+    raise errors.Conflict(f"Task {task_id}: too many concurrent decisions in its role; retry")
+
+
+# --- Reassignment --------------------------------------------------------------
+
+
+def task_reassign(
+    *, task_id: int, from_user_id: int, to_user_id: int | None = None, actor: str = SYSTEM
+) -> Task:
+    """Move one assignee's place on the task's current step to another user of the step's role.
+
+    Without `to_user_id`, the step's strategy picks (skipping users already on
+    the step). Raises InvalidInput when `from_user_id` holds no current
+    assignment or `to_user_id` is not in the role or already on the step, and
+    NobodyAvailable when the strategy finds nobody.
+    """
+    task = Task.objects.select_related("current_step__role").filter(pk=task_id).first()
+    if task is None:
+        raise errors.NotFound(f"Task {task_id} does not exist")
+    _require_open(task, "reassign")
+    step = task.current_step
+    if step is None:
+        raise errors.InvalidTransition(f"Task {task_id} has no current step")
+    candidates = tts.get_role_user_ids(step.role.name)
+    if to_user_id is not None and to_user_id not in candidates:
+        raise errors.InvalidInput(f"User {to_user_id} is not in role {step.role.name!r}")
+
+    for _ in range(MAX_DECISION_ROUNDS):
+        now = timezone.now()
+        on_step = frozenset(row.user_id for row in _current_rows(task))
+        if from_user_id not in on_step:
+            raise errors.InvalidInput(f"User {from_user_id} is not assigned to task {task_id}")
+        if to_user_id is not None:
+            if to_user_id in on_step:
+                raise errors.InvalidInput(f"User {to_user_id} is already assigned to task {task_id}")
+            decision = _manual_decision(step=step, candidates=candidates, user_id=to_user_id)
+        else:
+            decision = _decide(step=step, candidates=candidates, now=now, exclude=on_step, take=1)
+            if decision.waiting:
+                raise NobodyAvailable(
+                    f"User {from_user_id} keeps task {task_id}. {decision.waiting_reason()}"
+                )
+        try:
+            with transaction.atomic():
+                locked = _locked_task(task_id)
+                _require_open(locked, "reassign")
+                rows = _current_rows(locked)
+                if locked.current_step_id != step.pk or {row.user_id for row in rows} != on_step:
+                    continue  # changed meanwhile: decide again on what is there now
+                if to_user_id is None:
+                    _claim_turn(decision, now=now)
+                leaving = next(row for row in rows if row.user_id == from_user_id)
+                _close_assignments([leaving], now=now, leave_step=True)
+                _store_decision(
+                    task=locked,
+                    step=step,
+                    decision=decision,
+                    origin=Assignment.Origin.REASSIGNED,
+                    trigger="reassignment",
+                    kind=Kind.REASSIGNED,
+                    actor=actor,
+                    now=now,
+                    extra={"from_user_id": from_user_id, "to_user_id": decision.chosen[0]},
+                )
+                locked.save(update_fields=["updated_at"])
+        except _TurnTaken:
+            continue
+        logger.info("Task %s: user %s reassigned to %s", task_id, from_user_id, decision.chosen[0])
+        return locked
+    raise errors.Conflict(f"Task {task_id}: too many concurrent decisions in its role; retry")
+
+
+def _manual_decision(*, step: Steps, candidates: list[int], user_id: int) -> Decision:
+    return Decision(
+        strategy="manual",
+        role=step.role.name,
+        candidates=tuple(candidates),
+        chosen=(user_id,),
+        skipped=(),
+        position=0,
+        next_cursor=0,
+        loads={},
+        fell_back_to_away=False,
+        state_version=None,
+    )
+
+
+def task_reassign_from_unavailable_user(*, user_id: int) -> dict:
+    """Move an unavailable user's not-started assignments on open tasks to the next eligible users.
+
+    An assignment for which nobody is eligible stays, and the task's history
+    says why. Returns how many moved and how many stayed.
+    """
+    rows = list(
+        Assignment.objects.filter(
+            user_id=user_id,
+            is_current=True,
+            status=Assignment.Status.ASSIGNED,
+            task__status__in=_OPEN_STATUSES,
+        ).values_list("task_id", flat=True)
+    )
+    moved = kept = 0
+    for task_id in rows:
+        try:
+            task_reassign(task_id=task_id, from_user_id=user_id)
+            moved += 1
+        except (NobodyAvailable, errors.DependencyUnavailable) as exc:
+            kept += 1
+            _record(
+                task_id,
+                Kind.REASSIGNED,
+                actor=SYSTEM,
+                now=timezone.now(),
+                step_id=Task.objects.filter(pk=task_id).values_list("current_step_id", flat=True).first(),
+                from_user_id=user_id,
+                to_user_id=None,
+                outcome="kept",
+                reason=exc.message,
+            )
+        except (errors.InvalidInput, errors.InvalidTransition):
+            continue  # started, moved or finished meanwhile: nothing to move
+    logger.info("User %s unavailable: %s assignment(s) moved, %s kept", user_id, moved, kept)
+    return {"moved": moved, "kept": kept}
+
+
+# --- Availability --------------------------------------------------------------
+
+_UNSET = object()
+
+
+def availability_set(
+    *,
+    user_id: int,
+    actor: str,
+    status: str | object = _UNSET,
+    until: datetime | None | object = _UNSET,
+    max_open_assignments: int | None | object = _UNSET,
+) -> UserAvailability:
+    """Change a user's availability (only the fields given) and record the change.
+
+    A user becoming unavailable has their not-started assignments moved to
+    others; a user becoming available, or given more capacity, lets waiting
+    tickets be allocated. Both happen after commit, in a Celery task.
+    """
+    from task import tasks as task_tasks
+
+    if status is not _UNSET and status not in UserAvailability.Status.values:
+        raise errors.InvalidInput(f"{status!r} is not an availability status")
+    now = timezone.now()
     with transaction.atomic():
-        locked = _locked_task(task_id)
-        _require_open(locked, "move")
-        if locked.current_step_id != task.current_step_id:
-            raise errors.Conflict(f"Task {task_id} moved to another step meanwhile; retry")
-        if next_step is None:
-            return _complete_locked(locked)
-        locked.current_step = next_step
-        locked.users = apply_round_robin_assignment(
-            user_ids, next_step.role.name, settings.ROUND_ROBIN_MAX_ASSIGNMENTS
+        UserAvailability.objects.bulk_create([UserAvailability(user_id=user_id)], ignore_conflicts=True)
+        row = UserAvailability.objects.select_for_update().get(user_id=user_id)
+        before = assignment.Availability(row.status, row.until, row.max_open_assignments)
+        changes = {}
+        for name, value in (
+            ("status", status),
+            ("until", until),
+            ("max_open_assignments", max_open_assignments),
+        ):
+            if value is not _UNSET and getattr(row, name) != value:
+                changes[name] = [_jsonable(getattr(row, name)), _jsonable(value)]
+                setattr(row, name, value)
+        if not changes:
+            return row
+        row.save()
+        AvailabilityChange.objects.create(user_id=user_id, changed_by=actor, changed_at=now, changes=changes)
+        after = assignment.Availability(row.status, row.until, row.max_open_assignments)
+        was, now_is = before.status_at(now), after.status_at(now)
+        if now_is == UserAvailability.Status.UNAVAILABLE and was != now_is:
+            transaction.on_commit(
+                lambda: task_tasks.reassign_from_unavailable_user.delay(user_id), robust=True
+            )
+        more_capacity = before.max_open is not None and (
+            after.max_open is None or after.max_open > before.max_open
         )
-        locked.save(update_fields=["current_step", "users", "updated_at"])
-    logger.info("Task %s moved to step %s", task_id, next_step.step_id)
-    return locked
+        if (now_is != UserAvailability.Status.UNAVAILABLE and was != now_is) or more_capacity:
+            _wake_waiting_tickets_on_commit()
+    logger.info("User %s availability changed by %s: %s", user_id, actor, sorted(changes))
+    return row
+
+
+def _jsonable(value: object) -> object:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def availability_started_assignments(*, user_id: int) -> list[dict]:
+    """The user's started (in progress) assignments on open tasks: work a lead may want to move by hand."""
+    return [
+        {"task_id": task_id, "step_id": step_id, "role": role}
+        for task_id, step_id, role in Assignment.objects.filter(
+            user_id=user_id,
+            is_current=True,
+            status=Assignment.Status.IN_PROGRESS,
+            task__status__in=_OPEN_STATUSES,
+        )
+        .order_by("task_id")
+        .values_list("task_id", "step_id", "role")
+    ]
+
+
+# --- Waking tickets that wait for someone ----------------------------------------
+
+
+def _wake_waiting_tickets_on_commit() -> None:
+    """After this transaction commits, allocate tickets waiting for an available user, if any wait."""
+    from tickets import services as ticket_services
+    from tickets import tasks as ticket_tasks
+
+    def wake() -> None:
+        if ticket_services.ticket_any_waiting():
+            ticket_tasks.allocate_waiting_tickets.delay()
+
+    transaction.on_commit(wake, robust=True)
+
+
+# --- Notifications -------------------------------------------------------------
 
 
 def notification_payload(*, task: Task) -> dict:

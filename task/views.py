@@ -45,8 +45,8 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     """Tasks: read them, and drive them through their lifecycle with the actions below."""
 
     # The ticket's raw payload is large and not part of a task's representation.
-    queryset = Task.objects.select_related("ticket", "workflow", "current_step__role").defer(
-        "ticket__ticket_data"
+    queryset = selectors.with_current_assignments(
+        Task.objects.select_related("ticket", "workflow", "current_step__role").defer("ticket__ticket_data")
     )
     serializer_class = TaskSerializer
     filterset_class = TaskFilter

@@ -9,6 +9,7 @@ class WorkflowTicket(models.Model):
         NO_WORKFLOW = "no_workflow", "No matching workflow"
         NO_STEPS = "no_steps", "Workflow has no steps"
         NO_USERS = "no_users", "No users for role"
+        NO_AVAILABLE_USERS = "no_available_users", "Waiting: nobody in the role is available"
         TTS_UNAVAILABLE = "tts_unavailable", "TTS service unavailable"
         TTS_BAD_RESPONSE = "tts_bad_response", "TTS service answered malformed data"
         ATTEMPTS_EXHAUSTED = "attempts_exhausted", "Gave up after too many attempts"
@@ -16,6 +17,9 @@ class WorkflowTicket(models.Model):
 
     # Failures that may heal by themselves; the sweeper retries only these.
     TRANSIENT_ERRORS = (AllocationError.TTS_UNAVAILABLE,)
+    # Not a failure: the ticket waits for a user of its role to become
+    # available, and is allocated when one does (no attempt is counted).
+    WAITING = AllocationError.NO_AVAILABLE_USERS
 
     ticket_number = models.CharField(max_length=64, unique=True)
     original_ticket_id = models.BigIntegerField(null=True, blank=True)
@@ -46,6 +50,11 @@ class WorkflowTicket(models.Model):
         verbose_name_plural = "tickets"
         indexes = [
             models.Index(fields=["is_task_allocated", "allocation_error"], name="ticket_pending_idx"),
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(is_task_allocated=False, allocation_error="no_available_users"),
+                name="ticket_waiting_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,23 +1,35 @@
-"""Storing tickets received from producers and recording their allocation outcome."""
+"""Tickets received from producers: storing them, allocating them, and recording the outcome.
+
+The Celery tasks in tickets.tasks call `ticket_intake` (a message arrived)
+and `ticket_allocate` (another try at a stored ticket); both return an
+Outcome, which says what to report and whether to retry.
+"""
 
 import contextlib
+import hashlib
 import json
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from celery.exceptions import SoftTimeLimitExceeded
+from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from tickets.models import RedeliveredMessage, WorkflowTicket
 from tickets.serializers import TicketPayloadSerializer
+from workflow_api import errors
 
 logger = logging.getLogger(__name__)
 
 CREATED = "created"
 UPDATED = "updated"
+AllocationError = WorkflowTicket.AllocationError
+MAX_TICKET_ID = 2**63 - 1
 
 
 class TicketInvalid(Exception):
@@ -35,16 +47,6 @@ def ticket_parse(*, payload: object) -> dict:
     if not serializer.is_valid():
         raise TicketInvalid(serializer.errors)
     return dict(serializer.validated_data)
-
-
-def ticket_exists(*, ticket_number: str) -> bool:
-    # Asked once per message: a plain index lookup, without the ORM's query building.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT 1 FROM {WorkflowTicket._meta.db_table} WHERE ticket_number = %s",  # noqa: S608
-            [ticket_number],
-        )
-        return cursor.fetchone() is not None
 
 
 def ticket_receive(
@@ -202,8 +204,17 @@ def ticket_reset_allocation(*, ticket_ids: list[int]) -> list[int]:
     return ids
 
 
+def _message_key(message_id: object) -> str:
+    """The key a message is counted under: its id, or a digest of an id too long (or odd) to store."""
+    text = str(message_id)
+    if len(text) <= 200:
+        return text
+    return "sha256:" + hashlib.sha256(text.encode("utf-8", "backslashreplace")).hexdigest()
+
+
 def message_record_redelivery(*, message_id: str, task_name: str, ticket_number: str) -> RedeliveredMessage:
     """Count one more redelivery of a message; marks it dropped once the cap is reached."""
+    message_id = _message_key(message_id)
     with transaction.atomic():
         RedeliveredMessage.objects.bulk_create(
             [RedeliveredMessage(message_id=message_id, task_name=task_name, ticket_number=ticket_number)],
@@ -214,3 +225,307 @@ def message_record_redelivery(*, message_id: str, task_name: str, ticket_number:
         message.dropped = message.redeliveries >= settings.TICKET_MESSAGE_MAX_REDELIVERIES
         message.save(update_fields=["redeliveries", "dropped", "last_redelivered_at"])
     return message
+
+
+# --- Allocation outcomes, as the Celery tasks report them -------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a ticket task reports; `retry_in` (seconds) when a transient failure has retries left."""
+
+    result: dict
+    retry_in: int | None = None
+    ticket_id: int | None = None
+
+
+def _received(ticket_id: int, ticket_number: str, action: str) -> dict:
+    return {"status": "success", "ticket_id": ticket_id, "ticket_number": ticket_number, "action": action}
+
+
+def _backoff(retries: int) -> int:
+    return get_exponential_backoff_interval(
+        factor=2, retries=retries, maximum=settings.ALLOCATION_RETRY_BACKOFF_MAX, full_jitter=True
+    )
+
+
+def ticket_intake(*, payload: object, message_id: str, redelivered: bool, retried: bool) -> Outcome:
+    """A producer's message: store the ticket; a new ticket then gets its task in the same message.
+
+    Idempotent per ticket number. On PostgreSQL a new ticket's first delivery
+    asks TTS first, then stores the ticket and its task with one statement
+    (task.services.task_create_with_new_ticket); a redelivery, an update, or
+    another database stores the ticket first, then allocates it. `retried`:
+    this message is a Celery retry after a database error, which may have
+    stored the ticket before failing.
+    """
+    from task import services as task_services
+
+    if redelivered:
+        # The broker hands a message out again when its worker died or hung
+        # (late acknowledgement). Bound that, or a poison message never leaves.
+        message = message_record_redelivery(
+            message_id=message_id,
+            task_name="tickets.tasks.receive_ticket",
+            ticket_number=plausible_number(payload) or "",
+        )
+        if message.dropped:
+            logger.error(
+                "Dropped ticket message %s (ticket number %r): redelivered %s times without finishing",
+                message.message_id,
+                message.ticket_number,
+                message.redeliveries,
+            )
+            reason = f"Message redelivered {message.redeliveries} times without finishing; dropped."
+            return Outcome({"status": "error", "errors": {"non_field_errors": [reason]}})
+    try:
+        fields = ticket_parse(payload=payload)
+    except TicketInvalid as exc:
+        logger.warning(
+            "Rejected ticket message (ticket number %r): %s", plausible_number(payload), exc.errors
+        )
+        return Outcome({"status": "error", "errors": exc.errors})
+
+    # A redelivery stores the ticket before anything else: the delivery before
+    # it died, and this one may too. A first delivery is taken for a new
+    # ticket (most are); its one statement refuses a number already stored.
+    if not redelivered and task_services.can_create_with_new_ticket():
+        outcome = _intake_new_ticket(fields, payload)
+        if outcome is not None:
+            return outcome
+        # The number is stored already: carry on as an update.
+
+    ticket, action = ticket_receive(payload=payload, fields=fields, allocating=True)
+    logger.info("Ticket %s %s (id %s)", ticket.ticket_number, action, ticket.pk)
+    received = _received(ticket.pk, ticket.ticket_number, action)
+    if not _needs_allocation(ticket, action, redelivered=redelivered or retried):
+        return Outcome(received)
+    if action != CREATED:
+        attempt = ticket_begin_allocation_attempt(ticket_id=ticket.pk)
+        if attempt is None:
+            return Outcome(received)  # allocated meanwhile
+        if attempt > settings.ALLOCATION_MAX_ATTEMPTS:
+            _give_up(ticket.pk, attempt - 1)
+            return Outcome(received)
+    allocated = _attempt_allocation(ticket.pk, retries=0, ticket=ticket, trigger="new_ticket")
+    # Its retries go to create_task_for_ticket, as this attempt's first retry.
+    return Outcome(received, retry_in=allocated.retry_in, ticket_id=ticket.pk)
+
+
+def _needs_allocation(ticket: WorkflowTicket, action: str, *, redelivered: bool) -> bool:
+    # Besides a new ticket: a message delivered again means the last delivery
+    # died or failed, maybe mid-allocation; an update for a ticket whose
+    # allocation never started means its first delivery died before the attempt.
+    return action == CREATED or (
+        not ticket.is_task_allocated and (redelivered or ticket.allocation_attempts == 0)
+    )
+
+
+def _intake_new_ticket(fields: dict, payload: object) -> Outcome | None:
+    """A ticket not stored yet: ask TTS first, then store the ticket and its task with one commit.
+
+    When allocating fails, the ticket is stored anyway, its first attempt
+    counted, and the failure recorded or retried. None when the ticket number
+    is stored already (an update, or another delivery came first).
+    """
+    from task import services as task_services
+
+    try:
+        stored = task_services.task_create_with_new_ticket(ticket_fields=fields, payload=payload)
+    except Exception as exc:
+        ticket, action = ticket_receive(payload=payload, fields=fields, allocating=True)
+        if action != CREATED:
+            return None  # an update of a stored ticket: its own path decides on allocating
+        logger.info("Ticket %s %s (id %s)", ticket.ticket_number, action, ticket.pk)
+        received = _received(ticket.pk, ticket.ticket_number, action)
+        failed = _allocation_failed(ticket.pk, exc, retries=0)
+        return Outcome(received, retry_in=failed.retry_in, ticket_id=ticket.pk)
+    if stored is None:
+        return None
+    return Outcome(_received(stored[0], fields["ticket_number"], CREATED))
+
+
+def valid_ticket_id(value: object) -> int | None:
+    """`value` as a ticket id if it is one (a JSON integer from 1 to 2**63 - 1), else None."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_TICKET_ID:
+        return None
+    return value
+
+
+def ticket_allocate(*, ticket_id: object, retries: int, new_attempt: bool) -> Outcome:
+    """One try at giving a stored ticket its task (create_task_for_ticket); idempotent.
+
+    `new_attempt`: a fresh message or a redelivery starts a new attempt, which
+    is counted first; Celery retries (`retries` > 0) belong to the attempt
+    that scheduled them.
+    """
+    checked = valid_ticket_id(ticket_id)
+    if checked is None:
+        logger.warning("create_task_for_ticket: refused a ticket id that is not a positive integer")
+        return Outcome(
+            {
+                "status": "error",
+                "error": "invalid",
+                "message": "ticket_id must be an integer from 1 to 2**63-1",
+            }
+        )
+    if new_attempt:
+        attempt = ticket_begin_allocation_attempt(ticket_id=checked)
+        if attempt is not None and attempt > settings.ALLOCATION_MAX_ATTEMPTS:
+            return Outcome(_give_up(checked, attempt - 1))
+    return _attempt_allocation(checked, retries=retries, trigger="retry")
+
+
+def _attempt_allocation(
+    ticket_id: int, *, retries: int, trigger: str, ticket: WorkflowTicket | None = None
+) -> Outcome:
+    """One try at allocating the ticket (retry number `retries`): its outcome."""
+    from task import services as task_services
+
+    try:
+        task, created = task_services.task_create_for_ticket(
+            ticket_id=ticket_id, ticket=ticket, trigger=trigger
+        )
+    except errors.NotFound as exc:
+        logger.warning("create_task_for_ticket: %s", exc.message)
+        return Outcome({"status": "error", "error": exc.code, "message": exc.message, "ticket_id": ticket_id})
+    except Exception as exc:
+        return _allocation_failed(ticket_id, exc, retries=retries)
+    return Outcome(
+        {
+            "status": "success",
+            "ticket_id": ticket_id,
+            "task_id": task.task_id,
+            "action": "created" if created else "existing",
+        }
+    )
+
+
+def _allocation_failed(ticket_id: int, exc: Exception, *, retries: int) -> Outcome:
+    """Record why the ticket got no task; a transient failure with retries left asks for a retry."""
+    from task import services as task_services
+    from task import tts
+
+    if isinstance(exc, task_services.AllocationFailed):
+        return Outcome(_final_failure(ticket_id, exc.reason, exc.message), ticket_id=ticket_id)
+    if isinstance(exc, tts.TTSBadResponse):
+        return Outcome(
+            _final_failure(ticket_id, AllocationError.TTS_BAD_RESPONSE, exc.message), ticket_id=ticket_id
+        )
+    if isinstance(exc, tts.TTSUnavailable | OperationalError | SoftTimeLimitExceeded | errors.Conflict):
+        message = getattr(exc, "message", None) or _transient_message(exc)
+        max_retries = settings.ALLOCATION_MAX_RETRIES
+        if retries < max_retries:
+            countdown = _backoff(retries)
+            logger.warning(
+                "Ticket %s: %s; retry %s/%s in %ss", ticket_id, message, retries + 1, max_retries, countdown
+            )
+            result = {"status": "retry", "ticket_id": ticket_id, "message": message}
+            return Outcome(result, retry_in=countdown, ticket_id=ticket_id)
+        message = f"{message} (gave up after {max_retries} retries)"
+        if ticket_allocation_attempts(ticket_id=ticket_id) >= settings.ALLOCATION_MAX_ATTEMPTS:
+            # The sweeper will not try again: say that the ticket was given up on, and why.
+            return Outcome(
+                _give_up(ticket_id, settings.ALLOCATION_MAX_ATTEMPTS, last=message), ticket_id=ticket_id
+            )
+        return Outcome(
+            _final_failure(ticket_id, AllocationError.TTS_UNAVAILABLE, message), ticket_id=ticket_id
+        )
+    # A defect, not an outcome: say so on the ticket, where operators look
+    # (the type only: the message may quote data), and let Celery log it.
+    ticket_record_allocation_failure(
+        ticket_id=ticket_id, reason=AllocationError.INTERNAL_ERROR, detail=type(exc).__name__
+    )
+    raise exc
+
+
+def plausible_number(ticket_data: object) -> str | None:
+    """The message's ticket number if it looks like one; a malformed one may be any
+    part of the message, including the requester's personal data, and is not logged."""
+    number = ticket_data.get("ticket_id") if isinstance(ticket_data, dict) else None
+    if not isinstance(number, str | int) or isinstance(number, bool) or len(str(number)) > 64:
+        return None
+    return str(number)
+
+
+def _transient_message(exc: Exception) -> str:
+    if isinstance(exc, SoftTimeLimitExceeded):
+        return "allocation exceeded the soft time limit"
+    return f"database unavailable: {exc}"
+
+
+def _give_up(ticket_id: int, attempts: int, last: str = "") -> dict:
+    reason, detail = (
+        WorkflowTicket.objects.filter(pk=ticket_id)
+        .values_list("allocation_error", "allocation_error_detail")
+        .first()
+    ) or ("", "")
+    if reason == AllocationError.ATTEMPTS_EXHAUSTED:
+        message = detail
+    else:
+        # An attempt whose worker was killed records nothing; say so rather than leave the reason empty.
+        last = last or detail or "no attempt finished (worker process lost or hard time limit)"
+        message = f"stopped after {attempts} attempts; last: {last}"
+        ticket_record_allocation_failure(
+            ticket_id=ticket_id, reason=AllocationError.ATTEMPTS_EXHAUSTED, detail=message
+        )
+    logger.error("Ticket %s not allocated: %s", ticket_id, message)
+    return {
+        "status": "error",
+        "error": AllocationError.ATTEMPTS_EXHAUSTED.value,
+        "message": message,
+        "ticket_id": ticket_id,
+    }
+
+
+def _final_failure(ticket_id: int, reason: WorkflowTicket.AllocationError, message: str) -> dict:
+    ticket_record_allocation_failure(ticket_id=ticket_id, reason=reason, detail=message)
+    if reason == WorkflowTicket.WAITING:
+        logger.info("Ticket %s waits for an available user: %s", ticket_id, message)
+    else:
+        logger.error("Ticket %s not allocated (%s): %s", ticket_id, reason.value, message)
+    return {"status": "error", "error": reason.value, "message": message, "ticket_id": ticket_id}
+
+
+def ticket_any_waiting() -> bool:
+    """Whether any ticket waits for an available user (a partial index answers)."""
+    return WorkflowTicket.objects.filter(
+        is_task_allocated=False, allocation_error=WorkflowTicket.WAITING
+    ).exists()
+
+
+def ticket_allocate_waiting(*, limit: int = 500) -> dict:
+    """Try again the tickets waiting for an available user, oldest first; no attempt is counted.
+
+    Within a role, first in, first out: once a ticket of a role still waits,
+    the younger tickets of that role are left waiting behind it.
+    """
+    from workflow.selectors import ticket_route
+
+    waiting = list(
+        WorkflowTicket.objects.filter(is_task_allocated=False, allocation_error=WorkflowTicket.WAITING)
+        .order_by("created_at", "id")
+        .only("ticket_number", "department", "category", "sub_category", "is_task_allocated")[:limit]
+    )
+    still_waiting_roles: set[str] = set()
+    allocated = still = 0
+    for ticket in waiting:
+        route = ticket_route(
+            department=ticket.department, category=ticket.category, sub_category=ticket.sub_category
+        )
+        role = route.step.role.name if route.step is not None else None
+        if role in still_waiting_roles:
+            still += 1
+            continue
+        outcome = _attempt_allocation(
+            ticket.pk, retries=settings.ALLOCATION_MAX_RETRIES, ticket=ticket, trigger="retry"
+        )
+        if outcome.result.get("status") == "success":
+            allocated += 1
+        elif outcome.result.get("error") == WorkflowTicket.WAITING.value:
+            still += 1
+            if role is not None:
+                still_waiting_roles.add(role)
+    if waiting:
+        logger.info("Waiting tickets: %s allocated, %s still waiting", allocated, still)
+    return {"status": "success", "allocated": allocated, "waiting": still}

@@ -1,3 +1,5 @@
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 
@@ -58,6 +60,10 @@ class Workflows(models.Model):
 
 
 class Steps(models.Model):
+    class AssignmentStrategy(models.TextChoices):
+        ROUND_ROBIN = "round_robin", "Round robin"
+        LOAD_BALANCED = "load_balanced", "Load balanced"
+
     step_id = models.AutoField(primary_key=True)
     workflow = models.ForeignKey(Workflows, on_delete=models.CASCADE, related_name="steps")
     role = models.ForeignKey(Roles, on_delete=models.PROTECT, related_name="steps")
@@ -65,6 +71,22 @@ class Steps(models.Model):
     description = models.TextField(blank=True)
     instruction = models.TextField(blank=True)
     order = models.PositiveIntegerField(default=1)
+    assignment_strategy = models.CharField(
+        max_length=20,
+        choices=AssignmentStrategy.choices,
+        default=AssignmentStrategy.ROUND_ROBIN,
+        help_text=(
+            "Round robin: the role's users take turns in the order TTS lists them. "
+            "Load balanced: the users with the fewest open assignments in this role first, "
+            "ties taking turns."
+        ),
+    )
+    max_assignees = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="How many users this step is assigned to; blank means ROUND_ROBIN_MAX_ASSIGNMENTS.",
+    )
 
     class Meta:
         ordering = ["workflow_id", "order"]
@@ -76,6 +98,11 @@ class Steps(models.Model):
 
     def __str__(self) -> str:
         return f"{self.workflow.name} #{self.order}: {self.name}"
+
+    @property
+    def assignee_count(self) -> int:
+        """How many users a decision for this step assigns (at most)."""
+        return self.max_assignees or settings.ROUND_ROBIN_MAX_ASSIGNMENTS
 
 
 class RoutingVersion(models.Model):

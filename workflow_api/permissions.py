@@ -38,3 +38,11 @@ class IsStaffOrReadOnly(permissions.BasePermission):
         if not getattr(request.user, "is_authenticated", False):
             return False
         return request.method in permissions.SAFE_METHODS or is_staff(request.user)
+
+
+def actor_id(user: object) -> str:
+    """How a task's history names the caller: a token's user id, or `admin:<pk>` for a local account."""
+    user_id = caller_user_id(user)
+    if user_id is not None:
+        return str(user_id)
+    return f"admin:{getattr(user, 'pk', '')}"

@@ -1,8 +1,8 @@
 import pytest
 
+import conftest
 from conftest import make_workflow
 from task.models import Task
-from tickets.models import WorkflowTicket
 from workflow.models import Roles
 
 ASSIGNED_ON = "2025-11-10T14:30:00Z"
@@ -22,17 +22,10 @@ def two_step_workflow(role, manager):
     return make_workflow(name="Two steps", steps=[role, manager])
 
 
-def make_task(workflow, *, number: str = "TX1", users=None, status=Task.Status.PENDING, step_order=1) -> Task:
-    ticket = WorkflowTicket.objects.create(
-        ticket_number=number, subject=f"Subject {number}", is_task_allocated=True
-    )
-    return Task.objects.create(
-        ticket=ticket,
-        workflow=workflow,
-        current_step=workflow.steps.get(order=step_order),
-        users=[assignment(3), assignment(6)] if users is None else users,
-        status=status,
-    )
+def make_task(workflow, **fields) -> Task:
+    """A task assigned to users 3 and 6 unless `users` says otherwise."""
+    fields.setdefault("users", [assignment(3), assignment(6)])
+    return conftest.make_task(workflow, **fields)
 
 
 @pytest.fixture

@@ -17,7 +17,12 @@ def test_get_assigned_user_ids_lists_user_ids_in_order(task):
 def test_get_assigned_users_by_status_filters_entries(two_step_workflow):
     task = make_task(two_step_workflow, users=[assignment(3), assignment(6, "in_progress")])
 
-    assert task.get_assigned_users_by_status("in_progress") == [assignment(6, "in_progress")]
+    (entry,) = task.get_assigned_users_by_status("in_progress")
+    assert {key: entry[key] for key in ("userID", "status", "role")} == {
+        "userID": 6,
+        "status": "in_progress",
+        "role": "IT Support Technician",
+    }
     assert task.get_assigned_users_by_status("completed") == []
 
 
@@ -128,4 +133,4 @@ def test_one_task_per_ticket_is_enforced_by_the_database(task):
     from django.db import IntegrityError
 
     with pytest.raises(IntegrityError):
-        Task.objects.create(ticket=task.ticket, workflow=task.workflow, users=[])
+        Task.objects.create(ticket=task.ticket, workflow=task.workflow)

@@ -5,9 +5,9 @@ from collections.abc import Callable
 import pytest
 from rest_framework.test import APIClient
 
+import conftest
 from conftest import make_workflow
 from task.models import Task
-from tickets.models import WorkflowTicket
 from workflow.models import Roles
 from workflow_api.authentication import mint_token
 
@@ -52,12 +52,7 @@ def assignment(user_id: int, status: str = "assigned") -> dict:
 
 
 def make_task(workflow, number: str, users: list[dict]) -> Task:
-    ticket = WorkflowTicket.objects.create(
-        ticket_number=number, subject=f"Subject {number}", is_task_allocated=True
-    )
-    return Task.objects.create(
-        ticket=ticket, workflow=workflow, current_step=workflow.steps.first(), users=users
-    )
+    return conftest.make_task(workflow, number=number, users=users)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from conftest import ROUND_ROBIN_URL, make_workflow
+from task import services as task_services
 from task.models import Task
 from tickets.models import WorkflowTicket
 from workflow.models import Roles
@@ -42,19 +43,8 @@ def fuzz_data(db):
             ticket_number=f"TX-FUZZ-{number}", subject="Fuzz", department="IT", category="Support"
         )
         if number:
-            Task.objects.create(
-                ticket=ticket,
-                workflow=workflow,
-                current_step=workflow.steps.first(),
-                users=[
-                    {
-                        "userID": 3,
-                        "status": "assigned",
-                        "assigned_on": "2025-11-10T14:30:00Z",
-                        "role": "Agent",
-                    }
-                ],
-            )
+            task = Task.objects.create(ticket=ticket, workflow=workflow, current_step=workflow.steps.first())
+            task_services.task_assign_user(task_id=task.pk, user_data={"userID": 3, "role": "Agent"})
 
 
 @pytest.fixture

@@ -5,23 +5,16 @@ import threading
 import pytest
 from django.db import connection
 
+from conftest import make_task
 from task import services
 from task.models import Task
 from tests.integration.conftest import ROLE
-from tickets.models import WorkflowTicket
 
 pytestmark = pytest.mark.integration
 
 
 def _task_with_users(workflow, user_ids: list[int]) -> Task:
-    ticket = WorkflowTicket.objects.create(ticket_number="TX-TWO", subject="s", is_task_allocated=True)
-    users = [
-        {"userID": user, "status": "assigned", "assigned_on": "2025-11-10T14:30:00Z", "role": ROLE}
-        for user in user_ids
-    ]
-    return Task.objects.create(
-        ticket=ticket, workflow=workflow, current_step=workflow.steps.first(), users=users
-    )
+    return make_task(workflow, number="TX-TWO", users=[{"userID": user, "role": ROLE} for user in user_ids])
 
 
 def _update_all_at_once(task_id: int, changes: dict[int, str]) -> list[BaseException]:

@@ -26,10 +26,7 @@ def _send_and_wait(cluster, numbers: list[str], total_expected: int, timeout: fl
 
 
 def _assignments_in_creation_order() -> list[list[int]]:
-    return [
-        [entry["userID"] for entry in users]
-        for users in Task.objects.order_by("task_id").values_list("users", flat=True)
-    ]
+    return [task.get_assigned_user_ids() for task in Task.objects.order_by("task_id")]
 
 
 def test_seventy_tasks_over_two_workers_and_a_restart_give_each_of_seven_users_thirty(cluster, it_workflow):

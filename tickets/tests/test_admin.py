@@ -68,7 +68,7 @@ def test_retry_allocation_action_allocates_once_the_cause_is_fixed(
 
 def test_task_admin_lists_status_ticket_workflow_and_step(admin_client, workflow):
     ticket = WorkflowTicket.objects.create(ticket_number="TX-T", subject="s", is_task_allocated=True)
-    Task.objects.create(ticket=ticket, workflow=workflow, current_step=workflow.steps.get(), users=[])
+    Task.objects.create(ticket=ticket, workflow=workflow, current_step=workflow.steps.get())
 
     response = admin_client.get("/admin/task/task/")
 

@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from conftest import make_workflow, ticket_payload
 from task import services as task_services
 from task.models import RoundRobinState, Task
-from tickets import services, tasks
+from tickets import tasks
 from tickets.models import WorkflowTicket
 from workflow.models import Roles, Steps, Workflows
 
@@ -158,7 +158,7 @@ def test_after_a_longer_user_list_the_one_statement_path_wraps_the_cursor_as_the
     assert _assigned("TX-2") == [7]
 
 
-def test_a_new_ticket_on_a_warm_route_costs_an_existence_check_and_one_insert(tts, workflow, role):
+def test_a_new_ticket_on_a_warm_route_costs_one_read_and_one_insert(tts, workflow, role):
     tts.role(role.name, [3, 6, 7])
     _deliver(ticket_payload("TX-1"), message_id="m-1")  # routes the category: cached from now on
 
@@ -168,12 +168,12 @@ def test_a_new_ticket_on_a_warm_route_costs_an_existence_check_and_one_insert(tt
     assert result["action"] == "created"
     assert _assigned("TX-2") == [3, 6, 7]
     statements = [query["sql"] for query in queries.captured_queries]
-    # 1. SELECT 1 FROM tickets WHERE ticket_number = ... (services.ticket_exists)
-    # 2. WITH ticket AS (INSERT ticket), turn AS (upsert round-robin) INSERT task:
-    #    the route cache is warm, so no routing lookup, and nothing else is written.
+    # 1. the role's rotation, availability and loads (task.assignment.read_role_state);
+    # 2. WITH turn AS (...), ticket AS (...), task AS (...), ... INSERT the decision's record:
+    #    the route cache is warm, so no routing lookup, and nothing else is read or written.
     assert len(statements) == 2, statements
-    assert statements[0].startswith("SELECT 1 FROM")
-    assert statements[1].startswith("WITH ticket AS (")
+    assert statements[0].startswith("SELECT 'c', next_index")  # with the ticket-number probe
+    assert statements[1].startswith("WITH turn AS (")
     assert tts.calls == 2
 
 
@@ -257,8 +257,6 @@ def test_a_ticket_number_stored_meanwhile_is_updated_without_a_second_task_or_a_
     settings.ROUND_ROBIN_MAX_ASSIGNMENTS = 1
     tts.role(role.name, [3, 6, 7])
     first = _deliver(ticket_payload("TX-1", status="Open"), message_id="m-1")
-    # Another worker stores TX-1 between this message's existence check and its INSERT.
-    monkeypatch.setattr(services, "ticket_exists", lambda *, ticket_number: False)
 
     again = _deliver(ticket_payload("TX-1", status="Closed"), message_id="m-2")
 
@@ -277,7 +275,6 @@ def test_a_delivery_that_fails_to_allocate_a_number_stored_meanwhile_leaves_the_
 ):
     # The other delivery has stored TX-1, counted its attempt, and is allocating it.
     WorkflowTicket.objects.create(ticket_number="TX-1", subject="s", allocation_attempts=1, **_routing())
-    monkeypatch.setattr(services, "ticket_exists", lambda *, ticket_number: False)
     tts.role(role.name, [], status=503)
 
     result = _deliver(ticket_payload("TX-1"), message_id="m-2")
