@@ -970,7 +970,10 @@ def availability_set(
         was, now_is = before.status_at(now), after.status_at(now)
         if now_is == UserAvailability.Status.UNAVAILABLE and was != now_is:
             transaction.on_commit(
-                lambda: task_tasks.reassign_from_unavailable_user.delay(user_id), robust=True
+                lambda: task_tasks.reassign_from_unavailable_user.apply_async(
+                    (user_id,), queue=settings.WORKFLOW_TASKS_QUEUE
+                ),
+                robust=True,
             )
         more_capacity = before.max_open is not None and (
             after.max_open is None or after.max_open > before.max_open
@@ -1010,7 +1013,7 @@ def _wake_waiting_tickets_on_commit() -> None:
 
     def wake() -> None:
         if ticket_services.ticket_any_waiting():
-            ticket_tasks.allocate_waiting_tickets.delay()
+            ticket_tasks.allocate_waiting_tickets.apply_async(queue=settings.WORKFLOW_TASKS_QUEUE)
 
     transaction.on_commit(wake, robust=True)
 

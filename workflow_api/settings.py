@@ -92,6 +92,16 @@ DATABASES = {
 # costs more than the ticket itself.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# PostgreSQL plans a statement every time it is sent unless it is prepared: the
+# pipeline's two statements per ticket cost more to plan than to run. With
+# server-side binding, psycopg prepares a statement on a connection once it
+# has run DATABASE_PREPARE_THRESHOLD times. 0 turns this off (for a
+# transaction-mode pooler that cannot keep prepared statements).
+DATABASE_PREPARE_THRESHOLD = env.int("DATABASE_PREPARE_THRESHOLD", default=5)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABASE_PREPARE_THRESHOLD > 0:
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"server_side_binding": True, "prepare_threshold": DATABASE_PREPARE_THRESHOLD}
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
