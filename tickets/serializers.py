@@ -149,31 +149,43 @@ class TicketPayloadSerializer(serializers.Serializer):
         }
 
 
-class WorkflowTicketSerializer(serializers.ModelSerializer):
+TICKET_SUMMARY_FIELDS = [
+    "id",
+    "ticket_number",
+    "original_ticket_id",
+    "subject",
+    "description",
+    "department",
+    "category",
+    "sub_category",
+    "priority",
+    "status",
+    "is_task_allocated",
+    "allocation_error",
+    "allocation_error_detail",
+    "allocation_failure_reason",
+    "allocation_attempts",
+    "last_allocation_attempt_at",
+    "fetched_at",
+    "created_at",
+    "updated_at",
+]
+
+
+class WorkflowTicketSummarySerializer(serializers.ModelSerializer):
+    """A ticket in a list: everything but `ticket_data`, the producer's whole message."""
+
     allocation_failure_reason = serializers.CharField(read_only=True)
 
     class Meta:
         model = WorkflowTicket
-        fields = [
-            "id",
-            "ticket_number",
-            "original_ticket_id",
-            "subject",
-            "description",
-            "department",
-            "category",
-            "sub_category",
-            "priority",
-            "status",
-            "ticket_data",
-            "is_task_allocated",
-            "allocation_error",
-            "allocation_error_detail",
-            "allocation_failure_reason",
-            "allocation_attempts",
-            "last_allocation_attempt_at",
-            "fetched_at",
-            "created_at",
-            "updated_at",
-        ]
+        fields = TICKET_SUMMARY_FIELDS
+        read_only_fields = fields
+
+
+class WorkflowTicketSerializer(WorkflowTicketSummarySerializer):
+    """One ticket, with `ticket_data` as the producer sent it."""
+
+    class Meta(WorkflowTicketSummarySerializer.Meta):
+        fields = [*TICKET_SUMMARY_FIELDS, "ticket_data"]
         read_only_fields = fields
