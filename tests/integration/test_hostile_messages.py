@@ -145,3 +145,21 @@ def test_messages_celery_cannot_decode_or_route_are_logged_without_their_content
     # Celery's own reports, which quote the body, are gone.
     assert "body:" not in log
     assert "The full contents of the message body" not in log
+
+
+def test_oversized_tickets_are_refused_with_a_reason_and_write_nothing(cluster, it_workflow):
+    worker = cluster.start("sizes", concurrency=1)
+    cluster.broker.send_ticket(_hostile_ticket("TX-10MIB", description="x" * (10 * 1024 * 1024)))
+    cluster.broker.send_ticket(_hostile_ticket("TX-LONG-TEXT", description="x" * (64 * 1024 + 1)))
+    cluster.broker.send_ticket(ticket_payload("TX-AFTER-SIZES"))
+
+    wait_until(lambda: _allocated("TX-AFTER-SIZES"), timeout=60, what="the next ticket to be allocated")
+    wait_until(cluster.broker.idle, timeout=20, what="the refused messages to be acknowledged")
+    assert worker.process.poll() is None, "the worker died"
+    assert list(WorkflowTicket.objects.values_list("ticket_number", flat=True)) == ["TX-AFTER-SIZES"]
+    log = worker.log()
+    assert "is over MESSAGE_MAX_BYTES (1048576); acknowledged, not run" in log
+    assert "Rejected ticket message (ticket number 'TX-LONG-TEXT')" in log
+    assert "over the limit of 65536 bytes (UTF-8)" in log
+    assert EMAIL not in log
+    assert "xxxxxxxx" not in log
