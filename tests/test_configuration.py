@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from django.conf import settings
 
 from workflow_api.celery import app as celery_app
@@ -15,6 +16,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 SETTINGS_PROBE = """
 import json, django
 django.setup()
+import pytest
 from django.conf import settings
 from workflow_api.celery import app
 print(json.dumps({
@@ -100,3 +102,40 @@ def test_every_environment_variable_the_settings_read_is_documented_in_env_examp
 
     assert read, "no environment variable found in settings.py"
     assert read - documented == set()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "complaint"),
+    [
+        ("MESSAGE_MAX_DEPTH", "2", "MESSAGE_MAX_DEPTH must be between 4"),
+        ("MESSAGE_MAX_DEPTH", "600", "MESSAGE_MAX_DEPTH must be between 4"),
+        ("MESSAGE_MAX_BYTES", "1000", "MESSAGE_MAX_BYTES must be at least 65536"),
+        ("TICKET_TEXT_MAX_BYTES", "0", "TICKET_TEXT_MAX_BYTES must be at least 1024"),
+        ("TICKET_TEXT_MAX_BYTES", "2097152", "at most MESSAGE_MAX_BYTES"),
+    ],
+)
+def test_nonsense_intake_limits_stop_the_service_from_starting(variable, value, complaint):
+    with pytest.raises(subprocess.CalledProcessError) as failed:
+        _settings_with_env({variable: value})
+
+    assert "ImproperlyConfigured" in failed.value.stderr
+    assert complaint in failed.value.stderr
+
+
+def test_intake_limits_come_from_the_environment():
+    probe = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.MESSAGE_MAX_DEPTH, s.MESSAGE_MAX_BYTES, s.TICKET_TEXT_MAX_BYTES)"
+    )
+    env = {
+        "PATH": os.environ["PATH"],
+        "DJANGO_SETTINGS_MODULE": "workflow_api.settings",
+        "MESSAGE_MAX_DEPTH": "12",
+        "MESSAGE_MAX_BYTES": "2097152",
+        "TICKET_TEXT_MAX_BYTES": "4096",
+    }
+    completed = subprocess.run(
+        [sys.executable, "-c", probe], cwd=BASE_DIR, env=env, capture_output=True, text=True, check=True
+    )
+
+    assert completed.stdout.split() == ["12", "2097152", "4096"]

@@ -1,7 +1,11 @@
+import json
 import math
+import re
 from collections.abc import Mapping
 
+from django.conf import settings
 from rest_framework import serializers
+from rest_framework.settings import api_settings
 
 from tickets.models import WorkflowTicket
 
@@ -15,6 +19,8 @@ PAYLOAD_SOURCES = {
 }
 MAX_PAYLOAD_NODES = 10_000
 BIGINT_MAX = 2**63 - 1
+NON_FIELD_ERRORS = api_settings.NON_FIELD_ERRORS_KEY
+_NAME_LIKE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
 class StrictCharField(serializers.CharField):
@@ -41,29 +47,60 @@ def _optional_text(max_length: int | None = None) -> StrictCharField:
     )
 
 
-def _json_storage_problem(payload: object) -> str | None:
-    """Why the payload cannot be stored as JSON in PostgreSQL, or None."""
-    stack = [payload]
+def _error_key(key: object) -> str:
+    """The top-level key to report an error under; a key that is not name-like may be data, never echoed."""
+    if isinstance(key, str) and _NAME_LIKE.fullmatch(key):
+        return key
+    return NON_FIELD_ERRORS
+
+
+def _payload_problem(payload: Mapping) -> tuple[str, str] | None:
+    """Why the payload cannot be stored, as (top-level key or non_field_errors, reason), or None.
+
+    Besides what PostgreSQL's JSON refuses, the intake limits (README:
+    "Security: ticket intake limits"): MESSAGE_MAX_DEPTH levels of nesting (the
+    ticket is level 1), TICKET_TEXT_MAX_BYTES per text value, MESSAGE_MAX_BYTES
+    for the whole ticket as JSON. Messages from a broker were checked against
+    the first and last while the worker decoded them; tasks run in-process were not.
+    """
+    max_depth, max_text = settings.MESSAGE_MAX_DEPTH, settings.TICKET_TEXT_MAX_BYTES
+    # (value, nesting level, the top-level key it is under)
+    stack: list[tuple[object, int, str]] = [(payload, 1, NON_FIELD_ERRORS)]
     nodes = 0
     while stack:
-        node = stack.pop()
+        node, depth, key = stack.pop()
         nodes += 1
         if nodes > MAX_PAYLOAD_NODES:
-            return f"payload has more than {MAX_PAYLOAD_NODES} values"
+            return NON_FIELD_ERRORS, f"payload has more than {MAX_PAYLOAD_NODES} values"
+        if isinstance(node, Mapping | list | tuple) and depth > max_depth:
+            return NON_FIELD_ERRORS, f"payload nests deeper than {max_depth} levels"
         if isinstance(node, Mapping):
-            stack.extend(node.keys())
-            stack.extend(node.values())
+            for child_key, value in node.items():
+                under = _error_key(child_key) if depth == 1 else key
+                stack.append((child_key, depth + 1, under))
+                stack.append((value, depth + 1, under))
         elif isinstance(node, list | tuple):
-            stack.extend(node)
+            stack.extend((child, depth + 1, key) for child in node)
         elif isinstance(node, str):
             if "\x00" in node:
-                return "payload contains a NUL character"
+                return NON_FIELD_ERRORS, "payload contains a NUL character"
             try:
-                node.encode("utf-8")
+                size = len(node.encode("utf-8"))
             except UnicodeEncodeError:
-                return "payload contains text that is not valid Unicode"
+                return NON_FIELD_ERRORS, "payload contains text that is not valid Unicode"
+            if size > max_text:
+                return key, f"Text of {size} bytes is over the limit of {max_text} bytes (UTF-8)."
         elif isinstance(node, float) and not math.isfinite(node):
-            return "payload contains a non-finite number"
+            return NON_FIELD_ERRORS, "payload contains a non-finite number"
+    try:
+        size = len(json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    except (TypeError, ValueError):
+        return NON_FIELD_ERRORS, "payload cannot be stored as JSON"
+    if size > settings.MESSAGE_MAX_BYTES:
+        return (
+            NON_FIELD_ERRORS,
+            f"ticket of {size} bytes is over the limit of {settings.MESSAGE_MAX_BYTES} bytes",
+        )
     return None
 
 
@@ -87,9 +124,10 @@ class TicketPayloadSerializer(serializers.Serializer):
             raise serializers.ValidationError(
                 {"non_field_errors": [f"Expected a JSON object, got {type(data).__name__}."]}
             )
-        problem = _json_storage_problem(data)
+        problem = _payload_problem(data)
         if problem:
-            raise serializers.ValidationError({"non_field_errors": [problem]})
+            key, reason = problem
+            raise serializers.ValidationError({key: [reason]})
         normalized = dict(data)
         used_keys = {}
         for field, keys in PAYLOAD_SOURCES.items():
@@ -111,31 +149,43 @@ class TicketPayloadSerializer(serializers.Serializer):
         }
 
 
-class WorkflowTicketSerializer(serializers.ModelSerializer):
+TICKET_SUMMARY_FIELDS = [
+    "id",
+    "ticket_number",
+    "original_ticket_id",
+    "subject",
+    "description",
+    "department",
+    "category",
+    "sub_category",
+    "priority",
+    "status",
+    "is_task_allocated",
+    "allocation_error",
+    "allocation_error_detail",
+    "allocation_failure_reason",
+    "allocation_attempts",
+    "last_allocation_attempt_at",
+    "fetched_at",
+    "created_at",
+    "updated_at",
+]
+
+
+class WorkflowTicketSummarySerializer(serializers.ModelSerializer):
+    """A ticket in a list: everything but `ticket_data`, the producer's whole message."""
+
     allocation_failure_reason = serializers.CharField(read_only=True)
 
     class Meta:
         model = WorkflowTicket
-        fields = [
-            "id",
-            "ticket_number",
-            "original_ticket_id",
-            "subject",
-            "description",
-            "department",
-            "category",
-            "sub_category",
-            "priority",
-            "status",
-            "ticket_data",
-            "is_task_allocated",
-            "allocation_error",
-            "allocation_error_detail",
-            "allocation_failure_reason",
-            "allocation_attempts",
-            "last_allocation_attempt_at",
-            "fetched_at",
-            "created_at",
-            "updated_at",
-        ]
+        fields = TICKET_SUMMARY_FIELDS
+        read_only_fields = fields
+
+
+class WorkflowTicketSerializer(WorkflowTicketSummarySerializer):
+    """One ticket, with `ticket_data` as the producer sent it."""
+
+    class Meta(WorkflowTicketSummarySerializer.Meta):
+        fields = [*TICKET_SUMMARY_FIELDS, "ticket_data"]
         read_only_fields = fields

@@ -2,7 +2,7 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import viewsets
 
 from tickets.models import WorkflowTicket
-from tickets.serializers import WorkflowTicketSerializer
+from tickets.serializers import WorkflowTicketSerializer, WorkflowTicketSummarySerializer
 from workflow_api import filters
 from workflow_api.permissions import IsStaff
 
@@ -14,7 +14,9 @@ class TicketFilter(filters.FilterSet):
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List received tickets with their allocation outcome (staff)"),
+    list=extend_schema(
+        summary="List received tickets with their allocation outcome (staff); without ticket_data"
+    ),
     retrieve=extend_schema(summary="Read one received ticket (staff)"),
 )
 class WorkflowTicketViewSet(viewsets.ReadOnlyModelViewSet):
@@ -22,9 +24,18 @@ class WorkflowTicketViewSet(viewsets.ReadOnlyModelViewSet):
 
     Staff only: `ticket_data` is the producer's full message, with the
     requester's personal data; assignees see the subject through their tasks.
+    Lists leave `ticket_data` out (a page would carry every ticket's text
+    twice); a ticket's details keep it.
     """
 
     queryset = WorkflowTicket.objects.all()
     serializer_class = WorkflowTicketSerializer
     filterset_class = TicketFilter
     permission_classes = [IsStaff]
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        return queryset.defer("ticket_data") if self.action == "list" else queryset
+
+    def get_serializer_class(self):
+        return WorkflowTicketSummarySerializer if self.action == "list" else WorkflowTicketSerializer

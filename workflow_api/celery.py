@@ -4,10 +4,16 @@ import os
 
 from celery import Celery, signals
 
+from workflow_api import intake
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workflow_api.settings")
 
 app = Celery("workflow_api")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+# Intake limits (README: "Security: ticket intake limits"): every JSON body is
+# checked while it is decoded, and refused messages are logged without content.
+intake.register_json_limits()
+app.conf.worker_consumer = "workflow_api.intake:IntakeConsumer"
 app.autodiscover_tasks()
 
 

@@ -240,6 +240,26 @@ if TICKET_MESSAGE_MAX_REDELIVERIES < 2:
 ALLOCATION_STALE_SECONDS = env.int("ALLOCATION_STALE_SECONDS", default=600)
 ALLOCATION_SWEEP_INTERVAL = env.float("ALLOCATION_SWEEP_INTERVAL", default=300.0)
 
+# --- Intake limits (README: "Security: ticket intake limits") ----------------
+# Checked by the worker's main process while it decodes any message to any of
+# the service's tasks (workflow_api/intake.py), before Celery builds a request,
+# and again by ticket validation (also for tasks run in-process). A real
+# ticket nests 3 or 4 levels; a few hundred crash Celery's pickling for the pool.
+MESSAGE_MAX_DEPTH = env.int("MESSAGE_MAX_DEPTH", default=32)
+# Largest message body the worker decodes, and largest ticket (as JSON), in bytes.
+MESSAGE_MAX_BYTES = env.int("MESSAGE_MAX_BYTES", default=1024 * 1024)
+# Largest text value anywhere in a ticket (e.g. its description), in UTF-8 bytes.
+TICKET_TEXT_MAX_BYTES = env.int("TICKET_TEXT_MAX_BYTES", default=64 * 1024)
+if not 4 <= MESSAGE_MAX_DEPTH <= 200:
+    raise ImproperlyConfigured(
+        "MESSAGE_MAX_DEPTH must be between 4 (a real ticket's nesting) and 200 "
+        "(deeper bodies can crash the worker's main process)."
+    )
+if MESSAGE_MAX_BYTES < 64 * 1024:
+    raise ImproperlyConfigured("MESSAGE_MAX_BYTES must be at least 65536: smaller refuses ordinary messages.")
+if not 1024 <= TICKET_TEXT_MAX_BYTES <= MESSAGE_MAX_BYTES:
+    raise ImproperlyConfigured("TICKET_TEXT_MAX_BYTES must be at least 1024 and at most MESSAGE_MAX_BYTES.")
+
 # --- Celery -----------------------------------------------------------------
 CELERY_BROKER_URL = env.str("DJANGO_CELERY_BROKER_URL", default="")
 # Without a broker, tasks run in-process: the local demo needs no Redis.
