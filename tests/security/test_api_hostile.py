@@ -372,6 +372,18 @@ def test_five_wrong_passwords_lock_the_username_and_address_out_even_for_the_rig
     assert "_auth_user_id" not in client.session
 
 
+def test_login_failures_are_logged_without_username_address_or_password(client, local_user, caplog):
+    caplog.set_level("INFO")
+    for attempt in range(5):
+        _login(client, "/api-auth/login/", f"wrong-password-{attempt}")
+
+    logged = caplog.text
+
+    assert "login failure" in logged
+    for secret in ("operator", "203.0.113.7", "wrong-password-"):
+        assert secret not in logged
+
+
 def test_a_lockout_is_per_username_and_address_pair(client, local_user):
     get_user_model().objects.create_user("colleague", password=PASSWORD, is_staff=True)
     for attempt in range(5):
