@@ -29,6 +29,15 @@ def _eager_celery(request, settings):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Throttle counters live in the cache: each test starts with none, as a fresh minute would."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _fresh_routes():
     """Each test builds its own workflows: start without routes cached by an earlier test.
 

@@ -6,11 +6,11 @@ from django.db import IntegrityError
 from django.db.models import ProtectedError, RestrictedError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
-from rest_framework import status
+from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from workflow_api import errors
+from workflow_api import errors, throttling
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,22 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
             {"detail": "This conflicts with data saved meanwhile; reload and retry.", "code": "conflict"},
             status=status.HTTP_409_CONFLICT,
         )
+    if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        exc = _throttle_anonymous(exc, context)
     return drf_exception_handler(exc, context)
+
+
+def _throttle_anonymous(exc: exceptions.APIException, context: dict) -> exceptions.APIException:
+    """Count a request refused for want of credentials against the anonymous rate.
+
+    Every endpoint needs a caller, so DRF's own throttles (which run after the
+    permission check) never see anonymous requests; without this, guessing
+    tokens would be unlimited.
+    """
+    throttle = throttling.AnonRateThrottle()
+    if throttle.allow_request(context["request"], context["view"]):
+        return exc
+    return exceptions.Throttled(wait=throttle.wait())
 
 
 # Django's own error pages, for URLs no API view matched (and for crashes):

@@ -8,6 +8,8 @@ alongside, for local staff accounts.
 """
 
 import logging
+import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -16,6 +18,8 @@ from django.conf import settings
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from workflow_api import permissions
+
 logger = logging.getLogger(__name__)
 
 ALGORITHM = "HS256"
@@ -23,6 +27,11 @@ ACCESS_TOKEN_COOKIE = "access_token"  # noqa: S105  (a cookie name)
 # The claim that marks an administrator; its value must be the JSON boolean true.
 STAFF_CLAIM = "is_staff"
 USER_ID_CLAIM = "user_id"
+# Ids are PostgreSQL bigints. Some auth services write them as strings: only
+# ASCII digits without a leading zero count, so that "３", "٣" or "0003" cannot
+# pass as user 3.
+MAX_USER_ID = 2**63 - 1
+_USER_ID_STRING = re.compile(r"[1-9][0-9]{0,18}")
 
 
 @dataclass(frozen=True)
@@ -112,16 +121,61 @@ def _decode(token: str) -> dict:
     if claims.get("token_type", "access") != "access":
         logger.info("Rejected token: token_type %r", claims.get("token_type"))
         raise exceptions.AuthenticationFailed("Invalid token.")
+    _check_lifetime(claims)
     return claims
 
 
+def _check_lifetime(claims: dict) -> None:
+    """Refuse tokens valid for longer than JWT_MAX_LIFETIME_SECONDS: from iat, or from now without one."""
+    try:
+        # Read as PyJWT read them when it checked exp (future) and iat (not in the future).
+        exp = int(claims["exp"])
+        start = int(claims["iat"]) if claims.get("iat") is not None else time.time()
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise exceptions.AuthenticationFailed("Invalid token.") from exc
+    if exp - start > settings.JWT_MAX_LIFETIME_SECONDS:
+        logger.info("Rejected token: lifetime above JWT_MAX_LIFETIME_SECONDS")
+        raise exceptions.AuthenticationFailed("Invalid token.")
+
+
+def parse_user_id(value: object) -> int | None:
+    """The user id a `user_id` claim names: a JSON integer, or a string of ASCII digits, 1..2^63-1."""
+    if isinstance(value, str):
+        if not _USER_ID_STRING.fullmatch(value):
+            return None
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if 1 <= value <= MAX_USER_ID else None
+
+
 def _user_from_claims(claims: dict) -> TokenUser:
-    user_id = claims.get(USER_ID_CLAIM)
-    if isinstance(user_id, str) and user_id.isdecimal():
-        user_id = int(user_id)
-    if isinstance(user_id, bool) or not isinstance(user_id, int) or user_id < 1:
+    user_id = parse_user_id(claims.get(USER_ID_CLAIM))
+    if user_id is None:
+        logger.info("Rejected token: user_id is not an id")
         raise exceptions.AuthenticationFailed("Invalid token.")
     return TokenUser(user_id=user_id, is_staff=claims.get(STAFF_CLAIM) is True)
+
+
+class SessionAuthentication(authentication.SessionAuthentication):
+    """DRF's session authentication; a local staff account's rights follow its Django model permissions.
+
+    The view is known here (DRF passes it in the parser context), so the
+    permission this request needs is checked once, and `permissions.is_staff`
+    reads the outcome.
+    """
+
+    def authenticate(self, request: Request) -> tuple[object, None] | None:
+        result = super().authenticate(request)
+        if result is not None:
+            user = result[0]
+            view = (getattr(request, "parser_context", None) or {}).get("view")
+            setattr(
+                user,
+                permissions.API_STAFF_RIGHTS,
+                permissions.local_account_staff_rights(user, request, view),
+            )
+        return result
 
 
 class JWTAuthentication(authentication.BaseAuthentication):

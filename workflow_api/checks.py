@@ -1,7 +1,7 @@
 """Deploy checks for the API's own settings (`manage.py check --deploy`)."""
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Tags, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 # HS256 keys shorter than the hash output weaken the signature (RFC 7518, 3.2).
 MIN_JWT_KEY_BYTES = 32
@@ -28,3 +28,27 @@ def check_jwt_signing_key(app_configs: object = None, **kwargs: object) -> list[
             )
         ]
     return []
+
+
+@register(Tags.security, deploy=True)
+def check_jwt_issuer_and_audience(app_configs: object = None, **kwargs: object) -> list[CheckMessage]:
+    # Without them, a token the auth service issued for any other service of
+    # the ecosystem (same shared key) is accepted here too.
+    messages: list[CheckMessage] = []
+    if not settings.JWT_AUDIENCE:
+        messages.append(
+            Warning(
+                "JWT_AUDIENCE is not set: tokens issued for other services are accepted.",
+                hint="Set it to the audience (aud) the auth service writes into tokens for this service.",
+                id="workflow_api.W001",
+            )
+        )
+    if not settings.JWT_ISSUER:
+        messages.append(
+            Warning(
+                "JWT_ISSUER is not set: tokens from any issuer that knows the key are accepted.",
+                hint="Set it to the issuer (iss) the auth service writes into its tokens.",
+                id="workflow_api.W002",
+            )
+        )
+    return messages

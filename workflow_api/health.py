@@ -1,4 +1,4 @@
-"""GET /health/: can this process reach its database and its Celery broker? 200 if both, else 503.
+"""GET (or HEAD) /health/: can this process reach its database and its Celery broker? 200 if both, else 503.
 
 A plain Django view, outside DRF: load balancers and container health checks
 call it without credentials.
@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import DatabaseError, connections
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 from kombu import Connection
 from kombu.exceptions import OperationalError as BrokerError
 
@@ -55,7 +55,7 @@ def broker_reachable() -> bool:
 
 
 @never_cache
-@require_GET
+@require_safe
 def health(request: HttpRequest) -> JsonResponse:
     checks = {
         "database": OK if database_reachable() else UNAVAILABLE,

@@ -1,5 +1,6 @@
 """OpenAPI generation: the error responses every endpoint can give, and how callers authenticate."""
 
+from drf_spectacular.authentication import SessionScheme as SpectacularSessionScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
@@ -25,6 +26,7 @@ VALIDATION_ERROR = OpenApiResponse(
 _COMMON_ERRORS = {
     "401": OpenApiResponse(ERROR, description="No valid credentials."),
     "403": OpenApiResponse(ERROR, description="Authenticated, but not allowed to do this."),
+    "429": OpenApiResponse(ERROR, description="Too many requests; retry after `Retry-After` seconds."),
 }
 _BODY_ERRORS = {
     "413": OpenApiResponse(ERROR, description="Request body too large."),
@@ -82,3 +84,9 @@ class JWTAuthenticationScheme(OpenApiAuthenticationExtension):
             ),
             {"type": "apiKey", "in": "cookie", "name": ACCESS_TOKEN_COOKIE},
         ]
+
+
+class SessionScheme(SpectacularSessionScheme):
+    """The project's session authentication is DRF's, documented the same way."""
+
+    target_class = "workflow_api.authentication.SessionAuthentication"

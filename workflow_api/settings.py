@@ -5,6 +5,8 @@ executed in-process, DEBUG on. Production sets DJANGO_DEBUG=false and supplies
 the secrets, which then have no default.
 """
 
+import re
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -38,6 +40,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # Login lockout for /admin/login/ and /api-auth/login/ (see "Login lockout" below).
+    "axes",
     "corsheaders",
     "rest_framework",
     "django_filters",
@@ -54,6 +58,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Serves the admin's and the API docs' static files under gunicorn (after collectstatic).
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Cache-Control, Vary and the Content-Security-Policy of every dynamic
+    # response; outside the rest so that early refusals (413) carry them too.
+    "workflow_api.middleware.ResponseHeadersMiddleware",
     # CORS first, so that even a refused request (413) carries its CORS headers
     # and the browser shows the frontend the real status.
     "corsheaders.middleware.CorsMiddleware",
@@ -64,6 +71,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: turns a locked-out login into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "workflow_api.urls"
@@ -122,11 +131,27 @@ STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=BASE_DIR / "staticfiles")
 
 REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "workflow_api.api.exception_handler",
+    # JSON that nests too deep or holds lone surrogates is a 400, not a 500.
+    "DEFAULT_PARSER_CLASSES": [
+        "workflow_api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_RENDERER_CLASSES": [
+        "workflow_api.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    # Rates and exemptions: API_THROTTLE_* below.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "workflow_api.throttling.AnonRateThrottle",
+        "workflow_api.throttling.UserRateThrottle",
+    ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     # JWT first: its WWW-Authenticate header makes anonymous requests answer 401, not 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "workflow_api.authentication.JWTAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        # DRF's, with a local staff account's rights following its Django model permissions.
+        "workflow_api.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "workflow_api.pagination.DefaultPagination",
@@ -145,6 +170,47 @@ JWT_ISSUER = env.str("JWT_ISSUER", default="")
 JWT_AUDIENCE = env.str("JWT_AUDIENCE", default="")
 # Tolerated clock difference with the auth service when checking exp/iat.
 JWT_LEEWAY_SECONDS = env.int("JWT_LEEWAY_SECONDS", default=30)
+# Longest validity accepted: exp - iat, or exp - now for a token without iat.
+JWT_MAX_LIFETIME_SECONDS = env.int("JWT_MAX_LIFETIME_SECONDS", default=86400)
+if JWT_MAX_LIFETIME_SECONDS < 1:
+    raise ImproperlyConfigured("JWT_MAX_LIFETIME_SECONDS must be at least 1.")
+
+# Deepest nesting of a JSON request body (API bodies nest two or three levels).
+API_MAX_JSON_DEPTH = env.int("API_MAX_JSON_DEPTH", default=32)
+if API_MAX_JSON_DEPTH < 2:
+    raise ImproperlyConfigured("API_MAX_JSON_DEPTH must be at least 2.")
+
+# Shared cache of the API's throttle counters: Redis in production (every
+# gunicorn worker and machine must count together), e.g. redis://redis:6379/1;
+# process memory when unset.
+CACHES = {"default": env.cache("DJANGO_CACHE_URL", default="locmemcache://")}
+
+# Proxies in front of the service that append the client's address to
+# X-Forwarded-For (compose: nginx, 1). 0 trusts REMOTE_ADDR only: with a proxy
+# in front and 0 here, every client would share the proxy's address.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more.")
+
+_RATE = re.compile(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)")
+
+
+def _throttle_rate(name: str, default: str) -> str | None:
+    rate = env.str(name, default=default).strip()
+    if rate.lower() in ("", "none"):
+        return None
+    if not _RATE.fullmatch(rate):
+        raise ImproperlyConfigured(f"{name} must look like 60/minute (or be 'none'), not {rate!r}.")
+    return rate
+
+
+# Requests per address from callers without valid credentials (401s count),
+# and per authenticated non-staff caller. Over it: 429 with Retry-After.
+API_THROTTLE_ANON_RATE = _throttle_rate("API_THROTTLE_ANON_RATE", "60/minute")
+API_THROTTLE_USER_RATE = _throttle_rate("API_THROTTLE_USER_RATE", "1000/minute")
+# Callers never throttled: dotted paths to `(request) -> bool`. Add a check
+# here for another trusted caller (a metrics scraper's token, say).
+API_THROTTLE_EXEMPT = ["workflow_api.throttling.caller_is_staff"]
 
 API_PAGE_SIZE = env.int("API_PAGE_SIZE", default=50)
 API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", default=200)
@@ -170,6 +236,8 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI from the service's own static files: no CDN needed to read the docs.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # No validator badge: it would send the schema's URL to swagger.io (and the CSP refuses it).
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
@@ -193,6 +261,25 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS
 SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# Where /api-auth/login/ (and admin's login, without ?next=) lands: the API docs.
+LOGIN_REDIRECT_URL = "/api/docs/"
+
+# --- Login lockout (django-axes) on /admin/login/ and /api-auth/login/ --------
+# LOGIN_FAILURE_LIMIT failures for one username from one address lock that
+# pair out for LOGIN_LOCKOUT_MINUTES, the right password included (429).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "workflow_api.throttling.client_ip"
+# A successful login clears the pair's failures.
+AXES_RESET_ON_SUCCESS = True
+if AXES_FAILURE_LIMIT < 1 or timedelta(0) >= AXES_COOLOFF_TIME:
+    raise ImproperlyConfigured("LOGIN_FAILURE_LIMIT and LOGIN_LOCKOUT_MINUTES must be at least 1.")
 
 LOGGING = {
     "version": 1,

@@ -11,6 +11,8 @@ PRODUCTION = {
     "DJANGO_SECRET_KEY": "k3y-for-the-deploy-check-test-9f8e7d6c5b4a39281706f5e4d3c2b1a0",
     "DJANGO_ALLOWED_HOSTS": "workflow.example.com",
     "JWT_SIGNING_KEY": "shared-hs256-key-for-the-deploy-check-test-0123456789abcdef",
+    "JWT_ISSUER": "https://auth.example.com",
+    "JWT_AUDIENCE": "workflow_api",
 }
 
 
@@ -72,3 +74,13 @@ def test_check_deploy_fails_with_a_short_jwt_signing_key():
 
     assert result.returncode != 0
     assert "workflow_api.E002" in result.stderr
+
+
+def test_check_deploy_warns_when_tokens_are_not_bound_to_an_issuer_and_audience():
+    env = {key: value for key, value in PRODUCTION.items() if key not in ("JWT_ISSUER", "JWT_AUDIENCE")}
+
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+
+    assert result.returncode != 0
+    assert "workflow_api.W001" in result.stderr
+    assert "workflow_api.W002" in result.stderr

@@ -84,10 +84,10 @@ def _probe_settings(environment: dict[str, str]) -> dict:
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def test_compose_runs_postgres_redis_web_worker_beat_and_the_fake_tts(compose):
+def test_compose_runs_postgres_redis_web_worker_beat_nginx_and_the_fake_tts(compose):
     services = compose["services"]
 
-    assert {"postgres", "redis", *APP_SERVICES} <= set(services)
+    assert {"postgres", "redis", "proxy", *APP_SERVICES} <= set(services)
     for name in APP_SERVICES:
         assert services[name]["build"] == ".", f"{name} is not built from this repository's Dockerfile"
     assert _command(services["worker"])[:4] == ["celery", "-A", "workflow_api", "worker"]
@@ -118,7 +118,8 @@ def test_settings_loaded_with_the_compose_environment_point_at_the_compose_servi
     for name in ("web", "beat"):
         assert _environment(services[name]) == environment, f"{name} is configured unlike the worker"
 
-    probed = _probe_settings(environment)
+    # The fake TTS of the "local" profile, as the README's local command points at it.
+    probed = _probe_settings({**environment, "TTS_SERVICE_URL": "http://tts:8002"})
 
     assert probed["debug"] is False
     assert probed["db"] == [
@@ -171,3 +172,67 @@ def test_the_image_installs_the_pinned_requirements_and_leaves_local_files_out()
     requirements = (REPO / "requirements.txt").read_text()
     for package in ("gunicorn==", "celery[redis]==", "psycopg[binary]=="):
         assert package in requirements
+
+
+def _manage_with(environment: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=REPO,
+        env={"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "workflow_api.settings", **environment},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_compose_defaults_pass_the_deploy_check(compose):
+    environment = _environment(compose["services"]["web"])
+
+    result = _manage_with(environment, "check", "--deploy", "--fail-level", "WARNING")
+
+    assert result.returncode == 0, result.stderr + result.stdout
+
+
+def test_the_fake_tts_runs_only_in_the_local_profile_and_is_never_a_default(compose):
+    services = compose["services"]
+    raw_environment = compose["x-app-environment"]
+
+    assert services["tts"]["profiles"] == ["local"]
+    for name, service in services.items():
+        if "profiles" not in service:
+            assert "tts" not in (service.get("depends_on") or {}), f"{name} needs the fake TTS"
+    # No default at all: an operator must name the identity service.
+    assert re.fullmatch(r"\$\{TTS_SERVICE_URL:\?[^}]+\}", raw_environment["TTS_SERVICE_URL"])
+    for secret in ("DJANGO_SECRET_KEY", "JWT_SIGNING_KEY", "JWT_ISSUER"):
+        assert ":?" in raw_environment[secret], secret
+
+
+def test_gunicorn_is_reached_only_through_the_buffering_nginx(compose):
+    services = compose["services"]
+    proxy = services["proxy"]
+    config_path, mounted_at = proxy["volumes"][0].split(":")[:2]
+    config = (REPO / config_path).read_text()
+    environment = _environment(services["web"])
+
+    assert "ports" not in services["web"]
+    assert proxy["image"].startswith("nginx:")
+    assert proxy["ports"] == ["8000:80"]
+    assert mounted_at == "/etc/nginx/conf.d/default.conf"
+    assert proxy["depends_on"]["web"]["condition"] == "service_healthy"
+    assert "proxy_pass http://web:8000;" in config  # where gunicorn binds
+    for directive in (
+        "server_tokens off;",
+        "proxy_buffering on;",
+        "proxy_request_buffering on;",
+        "client_header_timeout 10s;",
+        "client_body_timeout 10s;",
+        "client_max_body_size 1m;",
+        "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+    ):
+        assert directive in config, directive
+    # The service reads the client address nginx appended, and HTTPS from its X-Forwarded-Proto.
+    assert environment["TRUSTED_PROXY_COUNT"] == "1"
+    assert environment["DJANGO_BEHIND_TLS_PROXY"] == "true"
+    # Throttle counters are shared by every gunicorn worker.
+    assert environment["DJANGO_CACHE_URL"].startswith("redis://redis:6379/")
+    assert environment["DJANGO_CACHE_URL"] != environment["DJANGO_CELERY_BROKER_URL"]
