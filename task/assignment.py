@@ -216,10 +216,10 @@ def _status(user_id: int, state: RoleState, now: datetime) -> str:
 
 
 def _skip_reason(user_id: int, *, state: RoleState, now: datetime, exclude: frozenset[int]) -> str | None:
-    if user_id in exclude:
-        return ALREADY_ASSIGNED
     if _status(user_id, state, now) == AvailabilityStatus.UNAVAILABLE:
         return UNAVAILABLE
+    if user_id in exclude:
+        return ALREADY_ASSIGNED
     availability = state.availability.get(user_id)
     if (
         availability is not None
