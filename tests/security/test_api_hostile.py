@@ -18,9 +18,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 
-from conftest import make_workflow
+from conftest import make_task, make_workflow
 from task.models import Task
-from tickets.models import WorkflowTicket
 from workflow.models import Roles
 from workflow_api.authentication import mint_token
 from workflow_api.renderers import JSONRenderer
@@ -59,13 +58,7 @@ def assignee(db) -> APIClient:
 @pytest.fixture
 def task(db) -> Task:
     workflow = make_workflow(name="Agents", steps=[Roles.objects.create(name="Agent")])
-    ticket = WorkflowTicket.objects.create(
-        ticket_number="TX-HOSTILE", subject="Hostile", is_task_allocated=True
-    )
-    users = [{"userID": 3, "status": "assigned", "assigned_on": "2025-11-10T14:30:00Z", "role": "Agent"}]
-    return Task.objects.create(
-        ticket=ticket, workflow=workflow, current_step=workflow.steps.first(), users=users
-    )
+    return make_task(workflow, number="TX-HOSTILE", users=[{"userID": 3, "role": "Agent"}])
 
 
 def _nested(depth: int) -> str:
