@@ -1,13 +1,16 @@
 #!/usr/bin/env python
 """Demonstrates the ticket-to-task pipeline end to end: `make demo` (or `python test_workflow.py`).
 
-The six steps of the specification, against real HTTP on both sides:
+The six steps of the specification, and the assignment engine beyond it,
+against real HTTP on both sides:
   1. roles and workflows are configured,
   2. tickets are received through the Celery task `receive_ticket`,
   3. tasks are created automatically, with users from the TTS round-robin endpoint,
   4. a task is created by hand through the REST API,
   5. a task is driven through the REST API (assign, status, next step, complete),
-  6. the statistics endpoint reports the result.
+  6. the statistics endpoint reports the result,
+  7. who gets the work: a load-balanced step, an unavailable user skipped, a
+     reassignment, and one decision record printed in full.
 
 TTS: when TTS_SERVICE_URL is unset, the project's fake TTS (fake_tts/) is
 started on a free local port. The REST API is served from this process on a
@@ -52,7 +55,7 @@ class Report:
         self.checks = 0
 
     def step(self, number: int, title: str) -> None:
-        sys.stdout.write(f"\n[{number}/6] {title}\n")
+        sys.stdout.write(f"\n[{number}/7] {title}\n")
 
     def info(self, text: str) -> None:
         sys.stdout.write(f"      {text}\n")
@@ -234,10 +237,69 @@ def main() -> int:
         for entry in stats["by_workflow"]:
             report.info(f"{entry['workflow_name']}: {entry['total']}")
 
+    # 7. The assignment engine ---------------------------------------------------
+    report.step(7, "Who gets the work: load balancing, availability, reassignment, the decision record")
+    _assignment_engine(report, http, api, run, tasks, Task, Roles, Steps, Workflows)
+
     httpd.shutdown()
     verdict = "all passed" if not report.failures else f"{report.failures} FAILED"
     sys.stdout.write(f"\n{report.checks} checks, {verdict}\n")
     return 1 if report.failures else 0
+
+
+def _assignment_engine(report, http, api, run, tasks, Task, Roles, Steps, Workflows) -> None:  # noqa: N803
+    """A load-balanced step over TTS's four finance officers, one of whom is unavailable."""
+    finance, _ = Roles.objects.get_or_create(
+        name="Finance Officer", defaults={"description": "Pays invoices"}
+    )
+    department = f"Finance {run}"
+    workflow = _workflow(
+        Workflows, Steps, f"Demo: {department}", "", [finance], department=department, category="Invoices"
+    )
+    step = workflow.steps.get()
+    response = http.patch(
+        f"{api}/workflow/api/steps/{step.pk}/",
+        json={"assignment_strategy": "load_balanced", "max_assignees": 1},
+    )
+    report.check(response.status_code == 200, f"step {step.name!r} set to load_balanced, 1 assignee")
+    response = http.put(f"{api}/tasks/api/availability/32/", json={"status": "unavailable"})
+    report.check(response.status_code == 200, f"user 32 marked unavailable -> {response.status_code}")
+    response = http.get(f"{api}/workflow/api/steps/{step.pk}/next_assignees/", params={"count": 3})
+    if report.check(response.status_code == 200, "dry run: who the next 3 tickets would go to"):
+        predicted = [entry["user_ids"] for entry in response.json()["next"]]
+        report.info(f"next_assignees: {predicted}")
+    numbers = [f"TX-DEMO-{run}-F{n}" for n in range(1, 4)]
+    for number in numbers:
+        tasks.receive_ticket.delay(
+            {
+                "ticket_id": number,
+                "subject": "Invoice to pay",
+                "department": department,
+                "category": "Invoices",
+            }
+        )
+    finance_tasks = [
+        _wait_for(lambda number=number: Task.objects.filter(ticket__ticket_number=number).first())
+        for number in numbers
+    ]
+    if not report.check(all(finance_tasks), "3 finance tickets got their tasks"):
+        return
+    assigned = [task.get_assigned_user_ids() for task in finance_tasks]
+    report.info(f"assigned: {assigned}")
+    report.check(all(32 not in users for users in assigned), "unavailable user 32 was skipped")
+    report.check(assigned == predicted, "the dry run predicted exactly these assignments")
+    first = finance_tasks[0]
+    holder = first.get_assigned_user_ids()[0]
+    response = http.post(f"{api}/tasks/api/tasks/{first.pk}/reassign/", json={"from_user_id": holder})
+    if report.check(response.status_code == 200, f"task {first.pk} reassigned away from user {holder}"):
+        report.info(f"now assigned to {[user['userID'] for user in response.json()['users']]}")
+    history = http.get(f"{api}/tasks/api/tasks/{first.pk}/history/").json()
+    report.check(
+        [entry["kind"] for entry in history] == ["assigned", "reassigned"], "history: assigned, reassigned"
+    )
+    report.info("the first decision record, in full:")
+    for line in json.dumps(history[0], indent=2).splitlines():
+        report.info(f"  {line}")
 
 
 def _workflow(Workflows, Steps, name: str, sub_category: str, roles: list, **fields):  # noqa: N803
