@@ -230,13 +230,17 @@ def _skip_reason(user_id: int, *, state: RoleState, now: datetime, exclude: froz
     return None
 
 
-def read_role_state(*, role: str, user_ids: list[int], probe_ticket_number: str | None = None) -> RoleState:
+def read_role_state(
+    *, role: str, user_ids: list[int], probe_ticket_number: str | None = None, lock: bool = False
+) -> RoleState:
     """The role's rotation, and the availability and open loads of `user_ids`: one query.
 
     Users with no availability row are available without limit; users with no
     load row hold no open assignment. `probe_ticket_number`: also say whether
     that ticket is stored already, in the same round trip (a new ticket's
-    first delivery decides and writes only if it is not).
+    first delivery decides and writes only if it is not). `lock`: inside a
+    transaction, lock the role's rotation until it ends (PostgreSQL), so that
+    decisions in the role queue here instead of deciding twice on one state.
     """
     from tickets.models import WorkflowTicket
 
@@ -244,9 +248,12 @@ def read_role_state(*, role: str, user_ids: list[int], probe_ticket_number: str 
         return RoleState(role=role)
     ids_sql, ids_params = _in_list(user_ids)
     # One round trip for three tables: rows are tagged by kind and share columns.
+    rotation = f"SELECT next_index, version FROM {RoundRobinState._meta.db_table} WHERE role_name = %s"
+    if lock and connection.vendor == "postgresql":
+        rotation += " FOR UPDATE"
     sql = (
-        f"SELECT 'c', next_index, version, CAST(NULL AS VARCHAR(100)), NULL "
-        f"FROM {RoundRobinState._meta.db_table} WHERE role_name = %s "
+        f"WITH rotation AS ({rotation}) "
+        f"SELECT 'c', next_index, version, CAST(NULL AS VARCHAR(100)), NULL FROM rotation "
         f"UNION ALL SELECT 'a', user_id, max_open_assignments, status, until "
         f"FROM {UserAvailability._meta.db_table} WHERE user_id {ids_sql} "
         f"UNION ALL SELECT 'l', user_id, open_assignments, role, NULL "

@@ -6,7 +6,6 @@ its record, in one transaction that only commits if no other decision in the
 role came in between.
 """
 
-import contextlib
 import json
 import logging
 from collections.abc import Iterable
@@ -467,25 +466,29 @@ def task_create_with_new_ticket(*, ticket_fields: dict, payload: object) -> tupl
     routing = {key: ticket_fields[key] for key in ("department", "category", "sub_category")}
     plan = task_plan_allocation(**routing)
     for _ in range(MAX_DECISION_ROUNDS):
-        now = timezone.now()
-        state = assignment.read_role_state(
-            role=plan.step.role.name,
-            user_ids=plan.user_ids,
-            probe_ticket_number=ticket_fields["ticket_number"],
-        )
-        if state.ticket_stored:
-            return None
-        decision = _decide(step=plan.step, candidates=plan.user_ids, now=now, state=state)
-        if decision.waiting:
-            raise _waiting(decision)
         try:
-            stored = _insert_ticket_with_task(
-                ticket_fields=ticket_fields,
-                payload=payload,
-                plan=plan,
-                decision=decision,
-                received_at=received_at,
-            )
+            # The read locks the role's rotation: decisions in the role queue
+            # there, and this one is written before the lock is released.
+            with transaction.atomic():
+                now = timezone.now()
+                state = assignment.read_role_state(
+                    role=plan.step.role.name,
+                    user_ids=plan.user_ids,
+                    probe_ticket_number=ticket_fields["ticket_number"],
+                    lock=True,
+                )
+                if state.ticket_stored:
+                    return None
+                decision = _decide(step=plan.step, candidates=plan.user_ids, now=now, state=state)
+                if decision.waiting:
+                    raise _waiting(decision)
+                stored = _insert_ticket_with_task(
+                    ticket_fields=ticket_fields,
+                    payload=payload,
+                    plan=plan,
+                    decision=decision,
+                    received_at=received_at,
+                )
         except IntegrityError:
             return None  # the ticket number was stored by another delivery meanwhile
         if stored is not None:
@@ -586,9 +589,7 @@ def _insert_ticket_with_task(
             json.dumps({"decision": decision.record(trigger="new_ticket")}),
         ),
     ]
-    # Inside a caller's transaction, a savepoint keeps a duplicate number from aborting it.
-    savepoint = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
-    with savepoint, connection.cursor() as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:

@@ -73,6 +73,9 @@ def ticket_route(*, department: str, category: str, sub_category: str, use_cache
     if use_cache and (cached := _ROUTES.get(key)) is not None:
         version, workflow, step = cached
         return TicketRoute(workflow=workflow, step=step, version=version)
+    if not use_cache:
+        # The caller found the cached route stale: the next ticket reads it afresh, and caches that.
+        _ROUTES.pop(key, None)
     # Read before the route: a change committed in between leaves the route
     # labelled with an older version, so the write refuses it.
     version = _routing_version() if use_cache else None
