@@ -25,6 +25,8 @@ class StepSerializer(ModelSerializer):
             "description",
             "instruction",
             "order",
+            "assignment_strategy",
+            "max_assignees",
         ]
         read_only_fields = ["step_id"]
 
