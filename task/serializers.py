@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from task.models import AvailabilityChange, Task, TaskEvent, UserAvailability
 from task.tts import MAX_USER_ID
+from workflow_api import fields
 from workflow_api.fields import DocumentedLengthCharField
 
 
@@ -145,12 +146,12 @@ class AvailabilityUpdateSerializer(serializers.Serializer):
     """A change of availability: only the fields sent change."""
 
     status = serializers.ChoiceField(choices=UserAvailability.Status.choices, required=False)
-    until = serializers.DateTimeField(
+    until = fields.DateTimeField(
         required=False,
         allow_null=True,
         help_text="In the future; after it the user counts as available again.",
     )
-    max_open_assignments = serializers.IntegerField(
+    max_open_assignments = fields.IntegerField(
         required=False,
         allow_null=True,
         min_value=0,
@@ -198,7 +199,7 @@ class TaskEventSerializer(serializers.Serializer):
 
 class ReassignSerializer(serializers.Serializer):
     from_user_id = serializers.IntegerField(min_value=1, max_value=MAX_USER_ID)
-    to_user_id = serializers.IntegerField(
+    to_user_id = fields.IntegerField(
         min_value=1,
         max_value=MAX_USER_ID,
         required=False,

@@ -5,6 +5,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -250,6 +251,8 @@ class AvailabilityViewSet(viewsets.GenericViewSet):
     serializer_class = AvailabilitySerializer
     lookup_field = "user_id"
     lookup_value_regex = "[0-9]+"
+    # A form cannot tell an empty `until` from none at all; JSON's null can.
+    parser_classes = [JSONParser]
 
     def get_permissions(self) -> list[BasePermission]:
         if self.action == "list":

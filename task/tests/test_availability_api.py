@@ -228,3 +228,10 @@ def test_becoming_unavailable_through_the_api_moves_not_started_work(
     assert response.status_code == 200
     task.refresh_from_db()
     assert task.get_assigned_user_ids() == [6]
+
+
+def test_availability_is_set_with_json_only(api_client):
+    response = api_client.put(f"{AVAILABILITY}3/", {"status": "away"}, format="multipart")
+
+    assert response.status_code == 415
+    assert not UserAvailability.objects.exists()

@@ -135,6 +135,16 @@ def test_a_reassignment_that_does_not_fit_is_a_field_error(api_client, allocated
     assert Task.objects.get(pk=allocated_task.pk).get_assigned_user_ids() == [3, 6, 7]
 
 
+def test_an_empty_form_value_is_refused_not_read_as_no_target(api_client, allocated_task):
+    response = api_client.post(
+        f"{TASKS}{allocated_task.pk}/reassign/", {"from_user_id": 3, "to_user_id": ""}, format="multipart"
+    )
+
+    assert response.status_code == 400
+    assert list(response.json()) == ["to_user_id"]
+    assert Task.objects.get(pk=allocated_task.pk).get_assigned_user_ids() == [3, 6, 7]
+
+
 def test_the_not_in_role_error_names_the_user_and_the_role(api_client, allocated_task):
     response = api_client.post(
         f"{TASKS}{allocated_task.pk}/reassign/", {"from_user_id": 3, "to_user_id": 9}, format="json"
