@@ -156,11 +156,6 @@ def _candidates_digest(details: object) -> str | None:
     return digest if isinstance(digest, str) else None
 
 
-def task_has_current_assignee(*, task_id: int, user_id: int) -> bool:
-    """Whether the user is among the task's current assignees."""
-    return Assignment.objects.filter(task_id=task_id, user_id=user_id, is_current=True).exists()
-
-
 # --- Dry runs and reports over a step's or a role's assignments -----------------
 
 

@@ -180,18 +180,19 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         task = self.get_object()
         serializer = ReassignSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        from_user_id = serializer.validated_data["from_user_id"]
+        to_user_id = serializer.validated_data.get("to_user_id")
         try:
             task = services.task_reassign(
                 task_id=task.pk,
-                from_user_id=from_user_id,
-                to_user_id=serializer.validated_data.get("to_user_id"),
+                from_user_id=serializer.validated_data["from_user_id"],
+                to_user_id=to_user_id,
                 actor=actor_id(request.user),
             )
         except errors.InvalidInput as exc:
-            # The service refuses either user; name the field the client must fix.
-            holds = selectors.task_has_current_assignee(task_id=task.pk, user_id=from_user_id)
-            raise ValidationError({"to_user_id" if holds else "from_user_id": [exc.message]}) from exc
+            # The service refuses one of the two users and names it first; the
+            # serializer made sure they differ.
+            about_target = to_user_id is not None and exc.message.startswith(f"User {to_user_id} ")
+            raise ValidationError({"to_user_id" if about_target else "from_user_id": [exc.message]}) from exc
         return self._respond(task)
 
     @extend_schema(

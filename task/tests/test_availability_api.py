@@ -235,3 +235,21 @@ def test_availability_is_set_with_json_only(api_client):
 
     assert response.status_code == 415
     assert not UserAvailability.objects.exists()
+
+
+def test_an_availability_changed_in_admin_changes_only_what_the_form_changed(admin_client, admin_user):
+    services.availability_set(user_id=3, actor="system", status="away", max_open_assignments=4)
+
+    response = admin_client.post(
+        "/admin/task/useravailability/3/change/",
+        {"status": "unavailable", "until_0": "", "until_1": "", "max_open_assignments": "4"},
+    )
+
+    assert response.status_code == 302
+    row = UserAvailability.objects.get(user_id=3)
+    assert (row.status, row.max_open_assignments) == ("unavailable", 4)
+    latest = AvailabilityChange.objects.filter(user_id=3).latest("id")
+    assert (latest.changed_by, latest.changes) == (
+        f"admin:{admin_user.pk}",
+        {"status": ["away", "unavailable"]},
+    )

@@ -121,6 +121,7 @@ def test_staff_reassign_without_a_target_lets_the_strategy_pick_someone_not_on_t
         ({"from_user_id": 3, "to_user_id": 6}, "to_user_id"),  # already on the step
         ({"from_user_id": 3, "to_user_id": 3}, "to_user_id"),
         ({"from_user_id": 8, "to_user_id": 3}, "from_user_id"),  # 8 holds no assignment
+        ({"from_user_id": 9, "to_user_id": 11}, "to_user_id"),  # both wrong: the service names the target
         ({"from_user_id": 8}, "from_user_id"),
         ({"to_user_id": 8}, "from_user_id"),
         ({"from_user_id": 0}, "from_user_id"),
