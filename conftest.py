@@ -179,6 +179,17 @@ def upstream_payload() -> dict:
     return json.loads(UPSTREAM_EXAMPLE.read_text())
 
 
+def client_as(user_id: int, *, staff: bool = False):
+    """A REST client sending a real bearer token for `user_id`, staff or not."""
+    from rest_framework.test import APIClient
+
+    from workflow_api.authentication import mint_token
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {mint_token(user_id=user_id, is_staff=staff)}")
+    return client
+
+
 @pytest.fixture
 def api_client(db):
     """A REST client with the rights of a staff member (administrator)."""

@@ -1,8 +1,22 @@
 """Reads over tasks that are more than a filter."""
 
-from django.db.models import Count, Exists, OuterRef, Prefetch, QuerySet
+from datetime import datetime
 
-from task.models import Assignment, Task
+from django.db.models import Count, Exists, IntegerField, OuterRef, Prefetch, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from task import assignment, tts
+from task.models import (
+    AssigneeLoad,
+    Assignment,
+    AvailabilityChange,
+    CandidateList,
+    Task,
+    TaskEvent,
+    UserAvailability,
+)
+from workflow.models import Roles, Steps
 
 
 def task_statistics() -> dict:
@@ -52,3 +66,166 @@ def with_current_assignments(queryset: QuerySet[Task]) -> QuerySet[Task]:
             to_attr="_prefetched_current_assignments",
         )
     )
+
+
+# --- Availability --------------------------------------------------------------
+
+
+def availability_entry(
+    *, user_id: int, row: UserAvailability | None, open_assignments: int, now: datetime
+) -> dict:
+    """A user's availability as the API shows it; a user without a row is available without limit."""
+    status = row.status if row else UserAvailability.Status.AVAILABLE
+    until = row.until if row else None
+    max_open = row.max_open_assignments if row else None
+    return {
+        "user_id": user_id,
+        "status": status,
+        "effective_status": assignment.Availability(status, until, max_open).status_at(now),
+        "until": until,
+        "max_open_assignments": max_open,
+        "open_assignments": open_assignments,
+        "updated_at": row.updated_at if row else None,
+    }
+
+
+def availability_of(*, user_id: int, now: datetime) -> dict:
+    """One user's availability and how many open assignments they hold across roles."""
+    row = UserAvailability.objects.filter(user_id=user_id).first()
+    total = AssigneeLoad.objects.filter(user_id=user_id).aggregate(total=Sum("open_assignments"))["total"]
+    return availability_entry(user_id=user_id, row=row, open_assignments=total or 0, now=now)
+
+
+def availability_list() -> QuerySet[UserAvailability]:
+    """Users with an availability row, each annotated with `open_assignments` across roles."""
+    open_total = (
+        AssigneeLoad.objects.filter(user_id=OuterRef("user_id"))
+        .order_by()
+        .values("user_id")
+        .annotate(total=Sum("open_assignments"))
+        .values("total")
+    )
+    return UserAvailability.objects.annotate(
+        open_assignments=Coalesce(Subquery(open_total, output_field=IntegerField()), 0)
+    ).order_by("user_id")
+
+
+def availability_changes(*, user_id: int) -> QuerySet[AvailabilityChange]:
+    """A user's availability changes, oldest first."""
+    return AvailabilityChange.objects.filter(user_id=user_id).order_by("id")
+
+
+# --- A task's history ------------------------------------------------------------
+
+
+def task_history(*, task_id: int) -> list[dict]:
+    """The task's events oldest first; decisions also list the candidates TTS returned.
+
+    Decisions store their candidate list once, by digest; the lists of every
+    event are read in one query.
+    """
+    events = list(
+        TaskEvent.objects.filter(task_id=task_id)
+        .order_by("id")
+        .values("id", "kind", "actor", "at", "step_id", "details")
+    )
+    digests = {digest for event in events if (digest := _candidates_digest(event["details"]))}
+    user_ids = (
+        dict(CandidateList.objects.filter(digest__in=digests).values_list("digest", "user_ids"))
+        if digests
+        else {}
+    )
+    for event in events:
+        digest = _candidates_digest(event["details"])
+        if digest in user_ids:
+            decision = event["details"]["decision"]
+            event["details"] = {
+                **event["details"],
+                "decision": {
+                    **decision,
+                    "candidates": {**decision["candidates"], "user_ids": user_ids[digest]},
+                },
+            }
+    return events
+
+
+def _candidates_digest(details: object) -> str | None:
+    decision = details.get("decision") if isinstance(details, dict) else None
+    candidates = decision.get("candidates") if isinstance(decision, dict) else None
+    digest = candidates.get("digest") if isinstance(candidates, dict) else None
+    return digest if isinstance(digest, str) else None
+
+
+# --- Dry runs and reports over a step's or a role's assignments -----------------
+
+
+def step_next_assignees(*, step: Steps, count: int) -> dict:
+    """Who the next `count` tickets reaching `step` would go to as things stand; changes nothing.
+
+    Asks TTS once and reads the role's state once; each decision takes the
+    ones before it into account, as the real decisions will. A decision that
+    would wait (nobody eligible) lists no users. Raises tts.TTSUnavailable or
+    tts.TTSBadResponse.
+    """
+    role = step.role.name
+    candidates = tts.get_role_user_ids(role)
+    state = assignment.read_role_state(role=role, user_ids=candidates)
+    decisions = assignment.simulate(
+        strategy=step.assignment_strategy,
+        candidates=candidates,
+        take=step.assignee_count,
+        state=state,
+        now=timezone.now(),
+        count=count,
+    )
+    return {
+        "step_id": step.pk,
+        "strategy": step.assignment_strategy,
+        "next": [
+            {"position": position, "user_ids": list(decision.chosen)}
+            for position, decision in enumerate(decisions, start=1)
+        ],
+    }
+
+
+def role_assignment_report(*, role: Roles, since: datetime, until: datetime) -> dict:
+    """Per user TTS lists for the role: assignments received and completed in [since, until), and open now.
+
+    `spread` is the difference between the most and the fewest assignments
+    received. Three GROUP BY queries on the role's assignments and loads,
+    whatever the number of users. Raises tts.TTSUnavailable or tts.TTSBadResponse.
+    """
+    user_ids = tts.get_role_user_ids(role.name)
+    in_role = Assignment.objects.filter(role=role.name).order_by()
+    assigned = dict(
+        in_role.filter(assigned_on__gte=since, assigned_on__lt=until)
+        .values("user_id")
+        .annotate(count=Count("id"))
+        .values_list("user_id", "count")
+    )
+    completed = dict(
+        in_role.filter(
+            status=Assignment.Status.COMPLETED, status_updated_on__gte=since, status_updated_on__lt=until
+        )
+        .values("user_id")
+        .annotate(count=Count("id"))
+        .values_list("user_id", "count")
+    )
+    open_now = dict(AssigneeLoad.objects.filter(role=role.name).values_list("user_id", "open_assignments"))
+    users = [
+        {
+            "user_id": user_id,
+            "assigned": assigned.get(user_id, 0),
+            "open": open_now.get(user_id, 0),
+            "completed": completed.get(user_id, 0),
+        }
+        for user_id in user_ids
+    ]
+    figures = [user["assigned"] for user in users]
+    return {
+        "role": role.name,
+        "since": since,
+        "until": until,
+        "users": users,
+        "spread": max(figures) - min(figures) if figures else 0,
+    }

@@ -1,8 +1,12 @@
+from datetime import datetime
+
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from task.models import Task
+from task.models import AvailabilityChange, Task, TaskEvent, UserAvailability
 from task.tts import MAX_USER_ID
+from workflow_api import fields
 from workflow_api.fields import DocumentedLengthCharField
 
 
@@ -95,3 +99,115 @@ class TaskStatisticsSerializer(serializers.Serializer):
         child=serializers.IntegerField(), help_text="Task count per task status."
     )
     by_workflow = WorkflowStatisticsSerializer(many=True)
+
+
+# --- Availability ----------------------------------------------------------------
+
+# The column is a PostgreSQL integer.
+MAX_OPEN_ASSIGNMENTS = 2**31 - 1
+
+
+class AvailabilitySerializer(serializers.Serializer):
+    """A user's availability (the shape of `task.selectors.availability_entry`)."""
+
+    user_id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=UserAvailability.Status.choices)
+    effective_status = serializers.ChoiceField(
+        choices=UserAvailability.Status.choices,
+        help_text="The status in force now: once `until` has passed, the user is available.",
+    )
+    until = serializers.DateTimeField(allow_null=True)
+    max_open_assignments = serializers.IntegerField(
+        allow_null=True,
+        help_text="Open assignments across all roles at which the user gets no more; null: no limit.",
+    )
+    open_assignments = serializers.IntegerField(
+        help_text="Open assignments the user holds, across all roles."
+    )
+    updated_at = serializers.DateTimeField(
+        allow_null=True, help_text="Null while the user has never been set."
+    )
+
+
+class StartedAssignmentSerializer(serializers.Serializer):
+    task_id = serializers.IntegerField()
+    step_id = serializers.IntegerField(allow_null=True)
+    role = serializers.CharField()
+
+
+class AvailabilityDetailSerializer(AvailabilitySerializer):
+    started_assignments = StartedAssignmentSerializer(
+        many=True,
+        help_text="Assignments the user has started on open tasks: they stay with the user whatever happens.",
+    )
+
+
+class AvailabilityUpdateSerializer(serializers.Serializer):
+    """A change of availability: only the fields sent change."""
+
+    status = serializers.ChoiceField(choices=UserAvailability.Status.choices, required=False)
+    until = fields.DateTimeField(
+        required=False,
+        allow_null=True,
+        help_text="In the future; after it the user counts as available again.",
+    )
+    max_open_assignments = fields.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=0,
+        max_value=MAX_OPEN_ASSIGNMENTS,
+        help_text="Staff only. Null: no limit.",
+    )
+
+    def validate_until(self, until: datetime | None) -> datetime | None:
+        if until is not None and until <= timezone.now():
+            raise serializers.ValidationError("Must be in the future.")
+        return until
+
+
+class AvailabilityChangeSerializer(serializers.ModelSerializer):
+    changes = serializers.DictField(
+        child=serializers.ListField(),
+        help_text='Per field, [before, after]: {"status": ["available", "away"]}.',
+    )
+
+    class Meta:
+        model = AvailabilityChange
+        fields = ["id", "user_id", "changed_by", "changed_at", "changes"]
+        read_only_fields = fields
+
+
+# --- History and reassignment ----------------------------------------------------
+
+
+class TaskEventSerializer(serializers.Serializer):
+    """One entry of a task's history."""
+
+    id = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=TaskEvent.Kind.choices)
+    actor = serializers.CharField(help_text="A user id, `admin:<id>` for a local account, or `system`.")
+    at = serializers.DateTimeField()
+    step_id = serializers.IntegerField(allow_null=True)
+    details = serializers.DictField(
+        help_text=(
+            "What happened. Decisions carry `decision`: the strategy, the candidates TTS returned "
+            "(`candidates.user_ids`), the skipped users with their reasons, the rotation position "
+            "or the loads compared, and who was chosen."
+        )
+    )
+
+
+class ReassignSerializer(serializers.Serializer):
+    from_user_id = serializers.IntegerField(min_value=1, max_value=MAX_USER_ID)
+    to_user_id = fields.IntegerField(
+        min_value=1,
+        max_value=MAX_USER_ID,
+        required=False,
+        allow_null=True,
+        help_text="A user of the step's role; without it, the step's strategy picks.",
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        if attrs.get("to_user_id") is not None and attrs["to_user_id"] == attrs["from_user_id"]:
+            raise serializers.ValidationError({"to_user_id": ["Must differ from from_user_id."]})
+        return attrs

@@ -1,24 +1,33 @@
 import django_filters
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from task import selectors, services
-from task.models import Task
+from task.models import Task, UserAvailability
 from task.serializers import (
+    AvailabilityChangeSerializer,
+    AvailabilityDetailSerializer,
+    AvailabilitySerializer,
+    AvailabilityUpdateSerializer,
     CreateTaskForTicketSerializer,
+    ReassignSerializer,
+    TaskEventSerializer,
     TaskSerializer,
     TaskStatisticsSerializer,
     UserAssignmentSerializer,
     UserStatusUpdateSerializer,
 )
-from workflow_api import filters
-from workflow_api.permissions import IsStaff, caller_user_id, is_staff
+from task.tts import MAX_USER_ID
+from workflow_api import errors, filters
+from workflow_api.permissions import IsStaff, actor_id, caller_user_id, is_staff
 from workflow_api.schema import ERROR
 
 CONFLICT = OpenApiResponse(
@@ -52,7 +61,14 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     filterset_class = TaskFilter
     # Everything but reading one's own tasks and updating one's own status is staff work.
     staff_actions = frozenset(
-        {"create_task_for_ticket", "assign_user", "complete_task", "move_to_next_step", "workflow_statistics"}
+        {
+            "create_task_for_ticket",
+            "assign_user",
+            "complete_task",
+            "move_to_next_step",
+            "reassign",
+            "workflow_statistics",
+        }
     )
 
     def get_permissions(self) -> list[BasePermission]:
@@ -100,7 +116,9 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     def assign_user(self, request: Request, pk: str | None = None) -> Response:
         serializer = UserAssignmentSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        task = services.task_assign_user(task_id=self.get_object().pk, user_data=serializer.validated_data)
+        task = services.task_assign_user(
+            task_id=self.get_object().pk, user_data=serializer.validated_data, actor=actor_id(request.user)
+        )
         return self._respond(task)
 
     @extend_schema(
@@ -117,7 +135,10 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         if not is_staff(request.user) and user_id != caller_user_id(request.user):
             raise PermissionDenied("You may change only your own assignment's status.")
         task = services.task_update_user_status(
-            task_id=task.pk, user_id=user_id, new_status=serializer.validated_data["status"]
+            task_id=task.pk,
+            user_id=user_id,
+            new_status=serializer.validated_data["status"],
+            actor=actor_id(request.user),
         )
         return self._respond(task)
 
@@ -128,7 +149,9 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     )
     @action(detail=True, methods=["post"])
     def complete_task(self, request: Request, pk: str | None = None) -> Response:
-        return self._respond(services.task_complete(task_id=self.get_object().pk))
+        return self._respond(
+            services.task_complete(task_id=self.get_object().pk, actor=actor_id(request.user))
+        )
 
     @extend_schema(
         summary="Move the task to its workflow's next step, or complete it after the last (staff)",
@@ -137,7 +160,50 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     )
     @action(detail=True, methods=["post"])
     def move_to_next_step(self, request: Request, pk: str | None = None) -> Response:
-        return self._respond(services.task_move_to_next_step(task_id=self.get_object().pk))
+        return self._respond(
+            services.task_move_to_next_step(task_id=self.get_object().pk, actor=actor_id(request.user))
+        )
+
+    @extend_schema(
+        summary="Move one assignee's place on the current step to another user of the role (staff)",
+        request=ReassignSerializer,
+        responses={
+            200: TaskSerializer,
+            409: OpenApiResponse(
+                ERROR, description="Nobody in the role is eligible, or the task's state does not allow it."
+            ),
+            503: TTS_UNAVAILABLE,
+        },
+    )
+    @action(detail=True, methods=["post"], serializer_class=ReassignSerializer)
+    def reassign(self, request: Request, pk: str | None = None) -> Response:
+        task = self.get_object()
+        serializer = ReassignSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        to_user_id = serializer.validated_data.get("to_user_id")
+        try:
+            task = services.task_reassign(
+                task_id=task.pk,
+                from_user_id=serializer.validated_data["from_user_id"],
+                to_user_id=to_user_id,
+                actor=actor_id(request.user),
+            )
+        except errors.InvalidInput as exc:
+            # The service refuses one of the two users and names it first; the
+            # serializer made sure they differ.
+            about_target = to_user_id is not None and exc.message.startswith(f"User {to_user_id} ")
+            raise ValidationError({"to_user_id" if about_target else "from_user_id": [exc.message]}) from exc
+        return self._respond(task)
+
+    @extend_schema(
+        summary="The task's history, oldest first: decisions and every change of the task and its assignees",
+        responses={200: TaskEventSerializer(many=True)},
+        filters=False,
+    )
+    @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None)
+    def history(self, request: Request, pk: str | None = None) -> Response:
+        task = self.get_object()
+        return Response(TaskEventSerializer(selectors.task_history(task_id=task.pk), many=True).data)
 
     @extend_schema(
         summary="Task counts by status, overall and per workflow (staff)",
@@ -147,3 +213,91 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     @action(detail=False, methods=["get"], filterset_class=None, pagination_class=None)
     def workflow_statistics(self, request: Request) -> Response:
         return Response(selectors.task_statistics())
+
+
+USER_ID = OpenApiParameter(
+    "user_id",
+    {"type": "integer", "minimum": 1, "maximum": MAX_USER_ID},
+    OpenApiParameter.PATH,
+    description="The user's id in the ecosystem's auth service (as in a task's `userID`).",
+)
+OWN_OR_STAFF = "callers may read their own; staff anyone's"
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List users whose availability was set (staff)", responses=AvailabilitySerializer
+    ),
+    retrieve=extend_schema(
+        summary=f"Read a user's availability ({OWN_OR_STAFF})",
+        parameters=[USER_ID],
+        responses=AvailabilityDetailSerializer,
+    ),
+    update=extend_schema(
+        summary="Set a user's availability; only the fields sent change (own status and until; staff all)",
+        parameters=[USER_ID],
+        request=AvailabilityUpdateSerializer,
+        responses=AvailabilityDetailSerializer,
+    ),
+    changes=extend_schema(
+        summary=f"A user's availability changes, oldest first ({OWN_OR_STAFF})",
+        parameters=[USER_ID],
+        responses=AvailabilityChangeSerializer(many=True),
+    ),
+)
+class AvailabilityViewSet(viewsets.GenericViewSet):
+    """Whether users take new work, and how much. A user never set is available without limit."""
+
+    queryset = UserAvailability.objects.none()
+    serializer_class = AvailabilitySerializer
+    lookup_field = "user_id"
+    lookup_value_regex = "[0-9]+"
+    # A form cannot tell an empty `until` from none at all; JSON's null can.
+    parser_classes = [JSONParser]
+
+    def get_permissions(self) -> list[BasePermission]:
+        if self.action == "list":
+            return [IsStaff()]
+        return [IsAuthenticated()]
+
+    def _user_id(self) -> int:
+        """The user named in the path, if the caller may see them: themselves, or anyone for staff."""
+        user_id = int(self.kwargs["user_id"])
+        if not 1 <= user_id <= MAX_USER_ID:
+            raise NotFound()
+        if not is_staff(self.request.user) and user_id != caller_user_id(self.request.user):
+            raise PermissionDenied("You may see and set only your own availability.")
+        return user_id
+
+    def _detail(self, user_id: int) -> Response:
+        entry = selectors.availability_of(user_id=user_id, now=timezone.now())
+        entry["started_assignments"] = services.availability_started_assignments(user_id=user_id)
+        return Response(AvailabilityDetailSerializer(entry).data)
+
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(selectors.availability_list())
+        now = timezone.now()
+        entries = [
+            selectors.availability_entry(
+                user_id=row.user_id, row=row, open_assignments=row.open_assignments, now=now
+            )
+            for row in page
+        ]
+        return self.get_paginated_response(AvailabilitySerializer(entries, many=True).data)
+
+    def retrieve(self, request: Request, user_id: str | None = None) -> Response:
+        return self._detail(self._user_id())
+
+    def update(self, request: Request, user_id: str | None = None) -> Response:
+        target = self._user_id()
+        serializer = AvailabilityUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        if "max_open_assignments" in serializer.validated_data and not is_staff(request.user):
+            raise PermissionDenied("Only staff may set max_open_assignments.")
+        services.availability_set(user_id=target, actor=actor_id(request.user), **serializer.validated_data)
+        return self._detail(target)
+
+    @action(detail=True, methods=["get"], serializer_class=AvailabilityChangeSerializer)
+    def changes(self, request: Request, user_id: str | None = None) -> Response:
+        page = self.paginate_queryset(selectors.availability_changes(user_id=self._user_id()))
+        return self.get_paginated_response(AvailabilityChangeSerializer(page, many=True).data)

@@ -30,7 +30,7 @@ class StepsInline(admin.TabularInline):
     formset = StepsInlineFormSet
     extra = 0
     ordering = ["order"]
-    fields = ["order", "name", "role", "description", "instruction"]
+    fields = ["order", "name", "role", "assignment_strategy", "max_assignees", "description", "instruction"]
     autocomplete_fields = ["role"]
 
 
@@ -52,8 +52,8 @@ class WorkflowsAdmin(admin.ModelAdmin):
 
 @admin.register(Steps)
 class StepsAdmin(admin.ModelAdmin):
-    list_display = ["step_id", "workflow", "order", "name", "role"]
-    list_filter = ["workflow", "role"]
+    list_display = ["step_id", "workflow", "order", "name", "role", "assignment_strategy", "max_assignees"]
+    list_filter = ["workflow", "role", "assignment_strategy"]
     ordering = ["workflow", "order"]
 
     def has_delete_permission(self, request, obj: Steps | None = None) -> bool:

@@ -1,3 +1,4 @@
+from django.utils import timezone
 from rest_framework import serializers
 
 from workflow.models import Roles, Steps, Workflows
@@ -25,6 +26,8 @@ class StepSerializer(ModelSerializer):
             "description",
             "instruction",
             "order",
+            "assignment_strategy",
+            "max_assignees",
         ]
         read_only_fields = ["step_id"]
 
@@ -65,3 +68,51 @@ class WorkflowSerializer(ModelSerializer):
                 {"status": ["A workflow with no steps cannot be deployed; add steps first."]}
             )
         return attrs
+
+
+# --- Staff answers about who gets the work (task.selectors) -----------------------
+
+
+class NextAssigneesQuerySerializer(serializers.Serializer):
+    count = serializers.IntegerField(
+        min_value=1, max_value=100, default=10, help_text="How many decisions to look ahead."
+    )
+
+
+class NextAssigneesEntrySerializer(serializers.Serializer):
+    position = serializers.IntegerField()
+    user_ids = serializers.ListField(
+        child=serializers.IntegerField(), help_text="Empty: nobody would be eligible; the ticket would wait."
+    )
+
+
+class NextAssigneesSerializer(serializers.Serializer):
+    step_id = serializers.IntegerField()
+    strategy = serializers.ChoiceField(choices=Steps.AssignmentStrategy.choices)
+    next = NextAssigneesEntrySerializer(many=True)
+
+
+class AssignmentReportQuerySerializer(serializers.Serializer):
+    since = serializers.DateTimeField(help_text="Start of the window (included).")
+    until = serializers.DateTimeField(required=False, help_text="End of the window (excluded); default: now.")
+
+    def validate(self, attrs: dict) -> dict:
+        attrs.setdefault("until", timezone.now())
+        if attrs["since"] >= attrs["until"]:
+            raise serializers.ValidationError({"until": ["Must be after since."]})
+        return attrs
+
+
+class AssignmentReportUserSerializer(serializers.Serializer):
+    user_id = serializers.IntegerField()
+    assigned = serializers.IntegerField(help_text="Assignments in the role received in the window.")
+    open = serializers.IntegerField(help_text="Open assignments in the role now.")
+    completed = serializers.IntegerField(help_text="Assignments in the role completed in the window.")
+
+
+class AssignmentReportSerializer(serializers.Serializer):
+    role = serializers.CharField()
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+    users = AssignmentReportUserSerializer(many=True)
+    spread = serializers.IntegerField(help_text="Most minus fewest assignments received, among the users.")

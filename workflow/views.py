@@ -1,15 +1,29 @@
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
 
+from task import selectors as task_selectors
 from workflow import services
 from workflow.models import Roles, Steps, Workflows
-from workflow.serializers import RoleSerializer, StepSerializer, WorkflowSerializer
+from workflow.serializers import (
+    AssignmentReportQuerySerializer,
+    AssignmentReportSerializer,
+    NextAssigneesQuerySerializer,
+    NextAssigneesSerializer,
+    RoleSerializer,
+    StepSerializer,
+    WorkflowSerializer,
+)
 from workflow_api import filters
-from workflow_api.permissions import IsStaffOrReadOnly
-from workflow_api.schema import ERROR
+from workflow_api.permissions import IsStaff, IsStaffOrReadOnly
+from workflow_api.schema import ERROR, VALIDATION_ERROR
 
 # Configuration is readable by every authenticated caller (assignees see which
 # workflow and step their task is in) and changed only by staff.
+
+TTS_UNAVAILABLE = OpenApiResponse(ERROR, description="The identity service (TTS) did not answer usefully.")
 
 
 @extend_schema_view(
@@ -22,6 +36,26 @@ class RoleViewSet(viewsets.ModelViewSet):
     serializer_class = RoleSerializer
     filterset_fields = ["name"]
     permission_classes = [IsStaffOrReadOnly]
+
+    @extend_schema(
+        summary="Per user of the role: assignments received, open and completed in a window (staff)",
+        parameters=[AssignmentReportQuerySerializer],
+        responses={200: AssignmentReportSerializer, 400: VALIDATION_ERROR, 503: TTS_UNAVAILABLE},
+        filters=False,
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        permission_classes=[IsStaff],
+        filter_backends=[],
+        pagination_class=None,
+    )
+    def assignment_report(self, request: Request, pk: str | None = None) -> Response:
+        role = self.get_object()
+        query = AssignmentReportQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        report = task_selectors.role_assignment_report(role=role, **query.validated_data)
+        return Response(AssignmentReportSerializer(report).data)
 
 
 class WorkflowFilter(filters.FilterSet):
@@ -60,3 +94,23 @@ class StepViewSet(viewsets.ModelViewSet):
 
     def perform_destroy(self, instance: Steps) -> None:
         services.step_delete(step=instance)
+
+    @extend_schema(
+        summary="Who the next tickets reaching this step would go to, as things stand (staff)",
+        parameters=[NextAssigneesQuerySerializer],
+        responses={200: NextAssigneesSerializer, 400: VALIDATION_ERROR, 503: TTS_UNAVAILABLE},
+        filters=False,
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        permission_classes=[IsStaff],
+        filter_backends=[],
+        pagination_class=None,
+    )
+    def next_assignees(self, request: Request, pk: str | None = None) -> Response:
+        step = self.get_object()
+        query = NextAssigneesQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        answer = task_selectors.step_next_assignees(step=step, count=query.validated_data["count"])
+        return Response(NextAssigneesSerializer(answer).data)

@@ -3,6 +3,7 @@
 from django.db import models
 from rest_framework import serializers
 from rest_framework.fields import empty
+from rest_framework.utils import html
 
 
 class DocumentedLengthCharField(serializers.CharField):
@@ -18,10 +19,35 @@ class DocumentedLengthCharField(serializers.CharField):
         return super().run_validation(data)
 
 
+class _NullOnlyAsNull:
+    """Null is JSON's null only, as the schema says.
+
+    DRF reads an empty form value of a nullable field as null, or an
+    optional one as absent; here it is refused like any other value that is
+    not a number or a date.
+    """
+
+    def get_value(self, dictionary: object) -> object:
+        if html.is_html_input(dictionary) and dictionary.get(self.field_name) == "":
+            return ""
+        return super().get_value(dictionary)
+
+
+class IntegerField(_NullOnlyAsNull, serializers.IntegerField):
+    pass
+
+
+class DateTimeField(_NullOnlyAsNull, serializers.DateTimeField):
+    pass
+
+
 class ModelSerializer(serializers.ModelSerializer):
-    """ModelSerializer whose text fields keep to their documented maxLength."""
+    """ModelSerializer whose text fields keep to their documented maxLength and numbers to their type."""
 
     serializer_field_mapping = {
-        **serializers.ModelSerializer.serializer_field_mapping,
+        **{
+            model_field: IntegerField if field is serializers.IntegerField else field
+            for model_field, field in serializers.ModelSerializer.serializer_field_mapping.items()
+        },
         models.CharField: DocumentedLengthCharField,
     }

@@ -244,6 +244,8 @@ SPECTACULAR_SETTINGS = {
         "TaskStatusEnum": "task.models.Task.Status",
         "UserStatusEnum": "task.models.Task.UserStatus",
         "WorkflowStatusEnum": "workflow.models.Workflows.Status",
+        "AvailabilityStatusEnum": "task.models.UserAvailability.Status",
+        "AssignmentStrategyEnum": "workflow.models.Steps.AssignmentStrategy",
     },
 }
 

@@ -90,3 +90,28 @@ def test_docs_page_loads_swagger_ui_from_the_service_itself_not_a_cdn(staff):
 
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in page
     assert "cdn.jsdelivr.net" not in page
+
+
+def test_reassign_answers_with_the_task_and_documents_its_errors(schema):
+    operation = schema["paths"]["/tasks/api/tasks/{task_id}/reassign/"]["post"]
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+
+    assert body == {"$ref": "#/components/schemas/ReassignRequest"}
+    assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Task"
+    }
+    assert {"400", "403", "404", "409", "503"} <= operation["responses"].keys()
+
+
+def test_next_assignees_document_the_count_limit(schema):
+    operation = schema["paths"]["/workflow/api/steps/{step_id}/next_assignees/"]["get"]
+    (count,) = [parameter for parameter in operation["parameters"] if parameter["name"] == "count"]
+
+    assert (count["schema"]["minimum"], count["schema"]["maximum"]) == (1, 100)
+    assert {"400", "503"} <= operation["responses"].keys()
+
+
+def test_availability_is_set_with_a_json_body(schema):
+    operation = schema["paths"]["/tasks/api/availability/{user_id}/"]["put"]
+
+    assert list(operation["requestBody"]["content"]) == ["application/json"]

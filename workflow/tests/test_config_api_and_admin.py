@@ -105,7 +105,7 @@ def test_admin_refuses_to_deploy_a_workflow_without_steps(admin_client, role):
 
 
 def test_admin_deploys_a_workflow_submitted_with_its_steps(admin_client, role):
-    steps = [{"order": "1", "name": "Triage", "role": str(role.pk)}]
+    steps = [{"order": "1", "name": "Triage", "role": str(role.pk), "assignment_strategy": "round_robin"}]
 
     response = admin_client.post(
         "/admin/workflow/workflows/add/", _workflow_admin_form(role, status="deployed", steps=steps)
