@@ -695,7 +695,7 @@ def task_update_user_status(*, task_id: int, user_id: int, new_status: str, acto
         _require_open(task, "update users of")
         row = next((row for row in _current_rows(task) if row.user_id == user_id), None)
         if row is None:
-            raise errors.InvalidInput(f"User {user_id} is not assigned to task {task_id}")
+            raise errors.InvalidInput(f"User {user_id} is not assigned to task {task_id}", field="user_id")
         now = timezone.now()
         before = row.status
         opens = task.status in Task.ACTIVE_STATUSES and new_status in Assignment.OPEN_STATUSES
@@ -826,16 +826,20 @@ def task_reassign(
         raise errors.InvalidTransition(f"Task {task_id} has no current step")
     candidates = tts.get_role_user_ids(step.role.name)
     if to_user_id is not None and to_user_id not in candidates:
-        raise errors.InvalidInput(f"User {to_user_id} is not in role {step.role.name!r}")
+        raise errors.InvalidInput(f"User {to_user_id} is not in role {step.role.name!r}", field="to_user_id")
 
     for _ in range(MAX_DECISION_ROUNDS):
         now = timezone.now()
         on_step = frozenset(row.user_id for row in _current_rows(task))
         if from_user_id not in on_step:
-            raise errors.InvalidInput(f"User {from_user_id} is not assigned to task {task_id}")
+            raise errors.InvalidInput(
+                f"User {from_user_id} is not assigned to task {task_id}", field="from_user_id"
+            )
         if to_user_id is not None:
             if to_user_id in on_step:
-                raise errors.InvalidInput(f"User {to_user_id} is already assigned to task {task_id}")
+                raise errors.InvalidInput(
+                    f"User {to_user_id} is already assigned to task {task_id}", field="to_user_id"
+                )
             decision = _manual_decision(step=step, candidates=candidates, user_id=to_user_id)
         else:
             decision = _decide(step=step, candidates=candidates, now=now, exclude=on_step, take=1)
@@ -951,8 +955,10 @@ def availability_set(
         raise errors.InvalidInput(f"{status!r} is not an availability status")
     now = timezone.now()
     with transaction.atomic():
-        UserAvailability.objects.bulk_create([UserAvailability(user_id=user_id)], ignore_conflicts=True)
-        row = UserAvailability.objects.select_for_update().get(user_id=user_id)
+        row = UserAvailability.objects.select_for_update().filter(user_id=user_id).first()
+        if row is None:
+            # Users without a row are available without limit: a row is written only for a change.
+            row = UserAvailability(user_id=user_id)
         before = assignment.Availability(row.status, row.until, row.max_open_assignments)
         changes = {}
         for name, value in (
@@ -965,7 +971,11 @@ def availability_set(
                 setattr(row, name, value)
         if not changes:
             return row
-        row.save()
+        try:
+            with transaction.atomic():
+                row.save()
+        except IntegrityError:
+            raise errors.Conflict(f"User {user_id}'s availability was changed meanwhile; retry") from None
         AvailabilityChange.objects.create(user_id=user_id, changed_by=actor, changed_at=now, changes=changes)
         after = assignment.Availability(row.status, row.until, row.max_open_assignments)
         was, now_is = before.status_at(now), after.status_at(now)

@@ -23,6 +23,8 @@ _STATUS_BY_ERROR = {
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, errors.InvalidInput) and exc.field:
+        return Response({exc.field: [exc.message]}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, errors.DomainError):
         http_status = next(
             (code for cls, code in _STATUS_BY_ERROR.items() if isinstance(exc, cls)),

@@ -34,6 +34,13 @@ class DependencyUnavailable(DomainError):
 
 
 class InvalidInput(DomainError):
-    """The request is well-formed but names something that does not fit (400)."""
+    """The request is well-formed but names something that does not fit (400).
+
+    `field`: the input it is about, when one is; the API then answers it as that field's error.
+    """
 
     code = "invalid"
+
+    def __init__(self, message: str, *, code: str | None = None, field: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.field = field
