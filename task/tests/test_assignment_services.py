@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from conftest import make_task, make_workflow, ticket_payload
 from task import services
-from task.models import AssigneeLoad, Assignment, AvailabilityChange, Task, TaskEvent
+from task.models import AssigneeLoad, Assignment, AvailabilityChange, Task, TaskEvent, UserAvailability
 from tickets import tasks
 from tickets.models import WorkflowTicket
 from workflow.models import Roles
@@ -247,3 +247,21 @@ def two_roles_task(workflow):
     task = make_task(workflow, users=[{"userID": 3}, {"userID": 6}])
     Assignment.objects.filter(task=task, user_id=6).update(is_current=False)
     return Task.objects.get(pk=task.pk)
+
+
+def test_an_until_that_has_passed_is_noticed_by_the_sweeper_which_allocates_the_waiting_ticket(
+    tts, workflow, django_capture_on_commit_callbacks
+):
+    tts.role(ROLE, [3])
+    services.availability_set(
+        user_id=3, actor="3", status="unavailable", until=timezone.now() + timedelta(hours=1)
+    )
+    _receive("TX1", django_capture_on_commit_callbacks)
+    assert WorkflowTicket.objects.get().allocation_error == "no_available_users"
+    # The hour passes.
+    UserAvailability.objects.filter(user_id=3).update(until=timezone.now() - timedelta(seconds=1))
+
+    tasks.allocate_pending_tickets.delay().get()
+
+    assert WorkflowTicket.objects.get().is_task_allocated
+    assert _assigned("TX1") == [3]
