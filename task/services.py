@@ -402,16 +402,19 @@ def task_create_for_ticket(
 def _create_task(*, ticket: WorkflowTicket, plan: Allocation, trigger: str) -> tuple[Task, bool] | None:
     """Create the ticket's task as planned; None when the plan's cached route turned out stale."""
     for _ in range(MAX_DECISION_ROUNDS):
-        now = timezone.now()
-        decision = _decide(step=plan.step, candidates=plan.user_ids, now=now)
-        if decision.waiting:
-            raise _waiting(decision)
         try:
             with transaction.atomic():
-                # Marking the ticket first takes its row lock: concurrent
-                # deliveries of one ticket queue here, and the loser's INSERT
-                # below then hits one_task_per_ticket. The same statement
-                # confirms a cached route.
+                # Locks are taken in one order on every path: the role's
+                # rotation (read and locked here), then the ticket or task,
+                # then the load counters.
+                now = timezone.now()
+                decision = _decide(step=plan.step, candidates=plan.user_ids, now=now)
+                if decision.waiting:
+                    raise _waiting(decision)
+                # Marking the ticket takes its row lock: concurrent deliveries
+                # of one ticket queue here, and the loser's INSERT below then
+                # hits one_task_per_ticket. The same statement confirms a
+                # cached route.
                 marked = WorkflowTicket.objects.filter(route_still_current(plan.route), pk=ticket.pk).update(
                     is_task_allocated=True,
                     allocation_error=AllocationError.NONE,
@@ -761,12 +764,16 @@ def task_move_to_next_step(*, task_id: int, actor: str = SYSTEM) -> Task:
     user_ids = _step_user_ids(step=next_step) if next_step is not None else []
 
     for _ in range(MAX_DECISION_ROUNDS):
-        now = timezone.now()
-        decision = _decide(step=next_step, candidates=user_ids, now=now) if next_step is not None else None
-        if decision is not None and decision.waiting:
-            raise NobodyAvailable(f"Task {task_id} stays on its step. {decision.waiting_reason()}")
         try:
             with transaction.atomic():
+                now = timezone.now()
+                decision = None
+                if next_step is not None:
+                    decision = _decide(step=next_step, candidates=user_ids, now=now)
+                    if decision.waiting:
+                        raise NobodyAvailable(
+                            f"Task {task_id} stays on its step. {decision.waiting_reason()}"
+                        )
                 locked = _locked_task(task_id)
                 _require_open(locked, "move")
                 if locked.current_step_id != task.current_step_id:
@@ -829,32 +836,37 @@ def task_reassign(
         raise errors.InvalidInput(f"User {to_user_id} is not in role {step.role.name!r}", field="to_user_id")
 
     for _ in range(MAX_DECISION_ROUNDS):
-        now = timezone.now()
-        on_step = frozenset(row.user_id for row in _current_rows(task))
-        if from_user_id not in on_step:
-            raise errors.InvalidInput(
-                f"User {from_user_id} is not assigned to task {task_id}", field="from_user_id"
-            )
-        if to_user_id is not None:
-            if to_user_id in on_step:
-                raise errors.InvalidInput(
-                    f"User {to_user_id} is already assigned to task {task_id}", field="to_user_id"
-                )
-            decision = _manual_decision(step=step, candidates=candidates, user_id=to_user_id)
-        else:
-            decision = _decide(step=step, candidates=candidates, now=now, exclude=on_step, take=1)
-            if decision.waiting:
-                raise NobodyAvailable(
-                    f"User {from_user_id} keeps task {task_id}. {decision.waiting_reason()}"
-                )
         try:
             with transaction.atomic():
+                now = timezone.now()
+                # The role's rotation first, then the task: the lock order of every path.
+                state = None
+                if to_user_id is None:
+                    state = assignment.read_role_state(role=step.role.name, user_ids=candidates, lock=True)
                 locked = _locked_task(task_id)
                 _require_open(locked, "reassign")
+                if locked.current_step_id != step.pk:
+                    raise errors.Conflict(f"Task {task_id} moved to another step meanwhile; retry")
                 rows = _current_rows(locked)
-                if locked.current_step_id != step.pk or {row.user_id for row in rows} != on_step:
-                    continue  # changed meanwhile: decide again on what is there now
-                if to_user_id is None:
+                on_step = frozenset(row.user_id for row in rows)
+                if from_user_id not in on_step:
+                    raise errors.InvalidInput(
+                        f"User {from_user_id} is not assigned to task {task_id}", field="from_user_id"
+                    )
+                if to_user_id is not None:
+                    if to_user_id in on_step:
+                        raise errors.InvalidInput(
+                            f"User {to_user_id} is already assigned to task {task_id}", field="to_user_id"
+                        )
+                    decision = _manual_decision(step=step, candidates=candidates, user_id=to_user_id)
+                else:
+                    decision = _decide(
+                        step=step, candidates=candidates, now=now, exclude=on_step, take=1, state=state
+                    )
+                    if decision.waiting:
+                        raise NobodyAvailable(
+                            f"User {from_user_id} keeps task {task_id}. {decision.waiting_reason()}"
+                        )
                     _claim_turn(decision, now=now)
                 leaving = next(row for row in rows if row.user_id == from_user_id)
                 _close_assignments([leaving], now=now, leave_step=True)
@@ -924,7 +936,7 @@ def task_reassign_from_unavailable_user(*, user_id: int) -> dict:
                 outcome="kept",
                 reason=exc.message,
             )
-        except (errors.InvalidInput, errors.InvalidTransition):
+        except (errors.InvalidInput, errors.InvalidTransition, errors.Conflict):
             continue  # started, moved or finished meanwhile: nothing to move
     logger.info("User %s unavailable: %s assignment(s) moved, %s kept", user_id, moved, kept)
     return {"moved": moved, "kept": kept}

@@ -168,12 +168,15 @@ def test_a_new_ticket_on_a_warm_route_costs_one_read_and_one_insert(tts, workflo
     assert result["action"] == "created"
     assert _assigned("TX-2") == [3, 6, 7]
     statements = [query["sql"] for query in queries.captured_queries]
-    # 1. the role's rotation, availability and loads (task.assignment.read_role_state);
-    # 2. WITH turn AS (...), ticket AS (...), task AS (...), ... INSERT the decision's record:
-    #    the route cache is warm, so no routing lookup, and nothing else is read or written.
-    assert len(statements) == 2, statements
-    assert statements[0].startswith("SELECT 'c', next_index")  # with the ticket-number probe
-    assert statements[1].startswith("WITH turn AS (")
+    # One transaction, two statements: the route cache is warm, so no routing lookup.
+    # 1. the role's rotation, locked until commit (decisions in a role queue here),
+    #    its candidates' availability and loads, and whether the number is stored;
+    # 2. WITH turn AS (...), ticket AS (...), task AS (...), ... INSERT the decision's record.
+    assert len(statements) == 4, statements
+    assert statements[0] == "BEGIN"
+    assert statements[1].startswith("WITH rotation AS (") and "FOR UPDATE" in statements[1]
+    assert statements[2].startswith("WITH turn AS (")
+    assert statements[3] == "COMMIT"
     assert tts.calls == 2
 
 
