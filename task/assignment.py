@@ -249,10 +249,9 @@ def read_role_state(
     ids_sql, ids_params = _in_list(user_ids)
     # One round trip for three tables: rows are tagged by kind and share columns.
     rotation = f"SELECT next_index, version FROM {RoundRobinState._meta.db_table} WHERE role_name = %s"
-    if lock and connection.vendor == "postgresql":
-        rotation += " FOR UPDATE"
+    locking = lock and connection.vendor == "postgresql"
     sql = (
-        f"WITH rotation AS ({rotation}) "
+        f"WITH rotation AS ({rotation}{' FOR UPDATE' if locking else ''}) "
         f"SELECT 'c', next_index, version, CAST(NULL AS VARCHAR(100)), NULL FROM rotation "
         f"UNION ALL SELECT 'a', user_id, max_open_assignments, status, until "
         f"FROM {UserAvailability._meta.db_table} WHERE user_id {ids_sql} "
@@ -260,6 +259,14 @@ def read_role_state(
         f"FROM {AssigneeLoad._meta.db_table} WHERE user_id {ids_sql} AND open_assignments > 0"
     )
     params = [role, *ids_params, *ids_params]
+    if locking:
+        # The rotation as this statement's snapshot saw it. A lock that had to
+        # wait returns the row as the decision before this one left it, but the
+        # rest of the statement still reads the snapshot taken before that
+        # decision committed: then the versions differ and the state is read
+        # again, under the lock now held, by a statement that sees it all.
+        sql += f" UNION ALL SELECT 's', 0, version, NULL, NULL FROM ({rotation}) AS seen"
+        params.append(role)
     if probe_ticket_number is not None:
         sql += (
             f" UNION ALL SELECT 't', id, NULL, NULL, NULL "
@@ -270,7 +277,7 @@ def read_role_state(
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     ticket_stored = False
-    cursor_at, version = 0, None
+    cursor_at, version, seen_version = 0, None, None
     availability: dict[int, Availability] = {}
     role_loads: dict[int, int] = {}
     total_loads: dict[int, int] = {}
@@ -279,6 +286,8 @@ def read_role_state(
             cursor_at, version = number, value
         elif kind == "t":
             ticket_stored = True
+        elif kind == "s":
+            seen_version = value
         elif kind == "a":
             until = parse_datetime(moment) if isinstance(moment, str) else moment
             if until is not None and timezone.is_naive(until):
@@ -288,6 +297,10 @@ def read_role_state(
             total_loads[number] = total_loads.get(number, 0) + value
             if text == role:
                 role_loads[number] = value
+    if locking and version != seen_version:
+        return read_role_state(
+            role=role, user_ids=user_ids, probe_ticket_number=probe_ticket_number, lock=True
+        )
     return RoleState(
         role=role,
         cursor=cursor_at,
