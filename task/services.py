@@ -86,17 +86,46 @@ def _decide(
     exclude: frozenset[int] = frozenset(),
     take: int | None = None,
     state: assignment.RoleState | None = None,
-) -> Decision:
-    if state is None:
-        state = assignment.read_role_state(role=step.role.name, user_ids=candidates)
-    return assignment.decide(
-        strategy=step.assignment_strategy,
-        candidates=candidates,
-        take=step.assignee_count if take is None else take,
-        state=state,
-        now=now,
-        exclude=exclude,
-    )
+    probe_ticket_number: str | None = None,
+) -> tuple[Decision, assignment.RoleState]:
+    """Inside a transaction: lock the role's rotation, read its state and decide.
+
+    A chosen user with a capacity is locked too (their availability row), and
+    the decision made again on what they hold then: two decisions in different
+    roles cannot both take a user's last place. Locks are taken in one order
+    on every path: the role's rotation, then users, then the ticket or task,
+    then load counters. `state`: the role's state, read under the lock already.
+    """
+    locked_users: set[int] = set()
+    while True:
+        if state is None:
+            state = assignment.read_role_state(
+                role=step.role.name, user_ids=candidates, probe_ticket_number=probe_ticket_number, lock=True
+            )
+        decision = assignment.decide(
+            strategy=step.assignment_strategy,
+            candidates=candidates,
+            take=step.assignee_count if take is None else take,
+            state=state,
+            now=now,
+            exclude=exclude,
+        )
+        capped = {
+            user_id
+            for user_id in decision.chosen
+            if (limit := state.availability.get(user_id)) is not None and limit.max_open is not None
+        } - locked_users
+        if not capped or state.ticket_stored or connection.vendor != "postgresql":
+            return decision, state
+        # Held until commit; whatever was read before may predate another
+        # role's decision for these users, so the state is read again.
+        list(
+            UserAvailability.objects.select_for_update()
+            .filter(user_id__in=sorted(capped))
+            .order_by("user_id")
+        )
+        locked_users |= capped
+        state = None
 
 
 def _claim_turn(decision: Decision, *, now: datetime) -> None:
@@ -408,7 +437,7 @@ def _create_task(*, ticket: WorkflowTicket, plan: Allocation, trigger: str) -> t
                 # rotation (read and locked here), then the ticket or task,
                 # then the load counters.
                 now = timezone.now()
-                decision = _decide(step=plan.step, candidates=plan.user_ids, now=now)
+                decision, _state = _decide(step=plan.step, candidates=plan.user_ids, now=now)
                 if decision.waiting:
                     raise _waiting(decision)
                 # Marking the ticket takes its row lock: concurrent deliveries
@@ -474,15 +503,14 @@ def task_create_with_new_ticket(*, ticket_fields: dict, payload: object) -> tupl
             # there, and this one is written before the lock is released.
             with transaction.atomic():
                 now = timezone.now()
-                state = assignment.read_role_state(
-                    role=plan.step.role.name,
-                    user_ids=plan.user_ids,
+                decision, state = _decide(
+                    step=plan.step,
+                    candidates=plan.user_ids,
+                    now=now,
                     probe_ticket_number=ticket_fields["ticket_number"],
-                    lock=True,
                 )
                 if state.ticket_stored:
                     return None
-                decision = _decide(step=plan.step, candidates=plan.user_ids, now=now, state=state)
                 if decision.waiting:
                     raise _waiting(decision)
                 stored = _insert_ticket_with_task(
@@ -769,7 +797,7 @@ def task_move_to_next_step(*, task_id: int, actor: str = SYSTEM) -> Task:
                 now = timezone.now()
                 decision = None
                 if next_step is not None:
-                    decision = _decide(step=next_step, candidates=user_ids, now=now)
+                    decision, _state = _decide(step=next_step, candidates=user_ids, now=now)
                     if decision.waiting:
                         raise NobodyAvailable(
                             f"Task {task_id} stays on its step. {decision.waiting_reason()}"
@@ -860,7 +888,7 @@ def task_reassign(
                         )
                     decision = _manual_decision(step=step, candidates=candidates, user_id=to_user_id)
                 else:
-                    decision = _decide(
+                    decision, _state = _decide(
                         step=step, candidates=candidates, now=now, exclude=on_step, take=1, state=state
                     )
                     if decision.waiting:

@@ -68,3 +68,48 @@ def test_eight_clients_updating_eight_users_of_one_task_at_once_all_changes_are_
 
         assert failures == []
         assert _statuses(task) == dict.fromkeys(users, status)
+
+
+def test_two_roles_deciding_at_once_never_take_a_users_last_place_twice(transactional_db, tts):
+    """User 5 is in two roles and has room for one more assignment; a ticket for each role arrives at once."""
+    from conftest import make_workflow, ticket_payload
+    from task.models import Assignment
+    from tickets import services as ticket_services
+    from tickets.models import WorkflowTicket
+    from workflow.models import Roles
+
+    for name, department in (("Desk", "D1"), ("Field", "D2")):
+        make_workflow(name=name, department=department, category="C", steps=[Roles.objects.create(name=name)])
+        tts.role(name, [5])
+    services.availability_set(user_id=5, actor="1", max_open_assignments=1)
+    start = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def deliver(number: str, department: str) -> None:
+        try:
+            start.wait(timeout=10)
+            ticket_services.ticket_intake(
+                payload=ticket_payload(number, department=department, category="C"),
+                message_id=number,
+                redelivered=False,
+                retried=False,
+            )
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    for _ in range(5):
+        threads = [
+            threading.Thread(target=deliver, args=(f"TX-{n}-{d}", d)) for n, d in ((_, "D1"), (_, "D2"))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert not failures
+        assert Assignment.objects.filter(user_id=5, is_open=True).count() == 1
+        assert WorkflowTicket.objects.filter(allocation_error="no_available_users").count() == 1
+        # Free the place again for the next round (no ticket left waiting to wake).
+        WorkflowTicket.objects.filter(allocation_error="no_available_users").delete()
+        services.task_complete(task_id=Assignment.objects.get(user_id=5, is_open=True).task_id)
