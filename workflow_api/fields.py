@@ -7,13 +7,16 @@ from rest_framework.utils import html
 
 
 class DocumentedLengthCharField(serializers.CharField):
-    """A CharField whose max_length holds for the value as sent, as the OpenAPI schema says.
+    """A CharField that takes what the OpenAPI schema says: a string, within max_length as sent.
 
-    DRF trims surrounding whitespace before checking the length, so a value
-    over the documented maximum would pass if trimming brought it under.
+    DRF would take a number and store its text, and trims surrounding
+    whitespace before checking the length, so a value over the documented
+    maximum would pass if trimming brought it under.
     """
 
     def run_validation(self, data=empty):
+        if data is not empty and data is not None and not isinstance(data, str):
+            self.fail("invalid")
         if self.max_length is not None and isinstance(data, str) and len(data) > self.max_length:
             self.fail("max_length", max_length=self.max_length)
         return super().run_validation(data)
@@ -50,4 +53,5 @@ class ModelSerializer(serializers.ModelSerializer):
             for model_field, field in serializers.ModelSerializer.serializer_field_mapping.items()
         },
         models.CharField: DocumentedLengthCharField,
+        models.TextField: DocumentedLengthCharField,
     }
