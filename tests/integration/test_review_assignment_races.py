@@ -291,3 +291,85 @@ def test_setting_unavailable_takes_effect_after_an_earlier_until_has_passed(user
 
     state = assignment.read_role_state(role=ROLE, user_ids=[3])
     assert state.availability[3].status_at(timezone.now()) == "unavailable"
+
+
+def test_an_assignment_decided_while_its_user_becomes_unavailable_is_moved_to_someone_else(users_by_role):
+    """A decision reads user 3 as available; user 3 becomes unavailable and the reassignment
+    runs (after that commit) before the decision commits, so it finds nothing to move. The
+    decision then commits: an unavailable user holds a not-started assignment that no path
+    will ever move (spec 6: their `assigned` assignments move to the next eligible users)."""
+    role = Roles.objects.create(name=ROLE)
+    workflow = make_workflow(steps=[role])
+    Steps.objects.filter(workflow=workflow).update(max_assignees=1)
+    users_by_role[ROLE] = [3, 6]
+
+    runner = _hold_first_decision_then_run_second(lambda: _new_ticket("TX-RV-A"), lambda: None)
+    # Eager Celery: the reassignment enqueued on commit runs right here, as a worker would.
+    services.availability_set(user_id=3, actor="3", status="unavailable")
+    _release_and_join(runner)
+
+    assert runner.errors == {}
+    stranded = Assignment.objects.filter(
+        user_id=3, is_current=True, status="assigned", task__status__in=["pending", "in_progress"]
+    ).count()
+    assert stranded == 0, "an unavailable user keeps a not-started assignment nobody will move"
+
+
+def test_a_reassignment_that_frees_a_user_wakes_the_tickets_waiting_for_them(users_by_role):
+    """User 3 (capacity 1) is in two roles; a ticket of the second role waits while user 3's one
+    open assignment is in the first. Staff reassign that assignment to user 8: user 3 is free,
+    but task_reassign never calls _wake_waiting_tickets_on_commit, so the ticket waits for the
+    sweeper (spec 5: freed capacity allocates waiting tickets within seconds)."""
+    first_role, second_role = Roles.objects.create(name=ROLE), Roles.objects.create(name=OTHER_ROLE)
+    first = make_workflow(name="A", category="IT Support", steps=[first_role])
+    make_workflow(name="B", category="Network", steps=[second_role])
+    Steps.objects.update(max_assignees=1)
+    users_by_role[ROLE] = [3, 8]
+    users_by_role[OTHER_ROLE] = [3]
+    services.availability_set(user_id=3, actor="1", max_open_assignments=1)
+    busy = make_task(first, number="TX-RV-BUSY", users=[{"userID": 3, "role": ROLE}])
+    ticket_services.ticket_intake(
+        payload=ticket_payload("TX-RV-WAIT", category="Network"),
+        message_id="m-1",
+        redelivered=False,
+        retried=False,
+    )
+    assert WorkflowTicket.objects.get(ticket_number="TX-RV-WAIT").allocation_error == WorkflowTicket.WAITING
+
+    services.task_reassign(task_id=busy.pk, from_user_id=3)  # the strategy picks user 8
+
+    assert Task.objects.get(pk=busy.pk).get_assigned_user_ids() == [8]
+    ticket = WorkflowTicket.objects.get(ticket_number="TX-RV-WAIT")
+    assert ticket.is_task_allocated, "user 3 was freed but the waiting ticket was not woken"
+
+
+def test_two_tasks_moving_between_two_roles_in_opposite_directions_do_not_deadlock(
+    users_by_role, monkeypatch
+):
+    """task_move_to_next_step decrements the old step's load rows, then increments the new
+    step's, in two passes. Task A moves X->Y (frees 3 in X, gives 7 in Y) while task B moves
+    Y->X (frees 7 in Y, gives 3 in X): rows (3,X),(7,Y) are locked in opposite orders."""
+    x, y = Roles.objects.create(name=ROLE), Roles.objects.create(name=OTHER_ROLE)
+    forward = make_workflow(name="X then Y", category="IT Support", steps=[x, y])
+    backward = make_workflow(name="Y then X", category="Network", steps=[y, x])
+    Steps.objects.update(max_assignees=1)
+    users_by_role[ROLE] = [3]
+    users_by_role[OTHER_ROLE] = [7]
+    task_a = make_task(forward, number="TX-RV-A", users=[{"userID": 3, "role": ROLE}])
+    task_b = make_task(backward, number="TX-RV-B", users=[{"userID": 7, "role": OTHER_ROLE}])
+
+    both_decremented = threading.Barrier(2)
+    close = services._close_assignments
+
+    def close_then_wait(*args, **kwargs):
+        close(*args, **kwargs)
+        both_decremented.wait(timeout=10)
+
+    monkeypatch.setattr(services, "_close_assignments", close_then_wait)
+
+    runner = Runner()
+    runner.start("A", lambda: services.task_move_to_next_step(task_id=task_a.pk))
+    runner.start("B", lambda: services.task_move_to_next_step(task_id=task_b.pk))
+    runner.join()
+
+    assert runner.errors == {}, f"{ {name: repr(exc) for name, exc in runner.errors.items()} }"
