@@ -201,7 +201,9 @@ def test_two_decisions_in_different_roles_never_put_a_user_over_capacity(users_b
     time.sleep(0.5)  # the second decision does not queue anywhere: it commits while the first holds
     _release_and_join(runner)
 
-    assert runner.errors == {}
+    assert "first" not in runner.errors
+    second_error = runner.errors.get("second")  # correct outcomes: user 7 chosen, or the ticket waits
+    assert second_error is None or getattr(second_error, "reason", None) == "no_available_users", second_error
     counter, recount = _open_loads(3)
     assert recount <= 1, f"user 3 holds {recount} open assignments with max_open_assignments=1"
 
