@@ -7,6 +7,7 @@ They are not marked `integration`: Celery runs eagerly, in-process, so wake-ups
 enqueued on commit run here and no broker is needed.
 """
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -262,10 +263,9 @@ def test_two_staff_swapping_users_on_two_tasks_at_once_do_not_deadlock(users_by_
 
     def close_then_wait(*args, **kwargs):
         close(*args, **kwargs)
-        try:
+        # BrokenBarrierError: the other one queued on a lock first (a correct order): nothing to interleave.
+        with contextlib.suppress(threading.BrokenBarrierError):
             both_decremented.wait(timeout=3)
-        except threading.BrokenBarrierError:
-            pass  # the other one queued on a lock first (correct ordering): nothing to interleave
 
     monkeypatch.setattr(services, "_close_assignments", close_then_wait)
 
@@ -368,10 +368,9 @@ def test_two_tasks_moving_between_two_roles_in_opposite_directions_do_not_deadlo
 
     def close_then_wait(*args, **kwargs):
         close(*args, **kwargs)
-        try:
+        # BrokenBarrierError: the other one queued on a lock first (a correct order): nothing to interleave.
+        with contextlib.suppress(threading.BrokenBarrierError):
             both_decremented.wait(timeout=3)
-        except threading.BrokenBarrierError:
-            pass  # the other one queued on a lock first (correct ordering): nothing to interleave
 
     monkeypatch.setattr(services, "_close_assignments", close_then_wait)
 
