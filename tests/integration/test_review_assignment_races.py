@@ -380,3 +380,23 @@ def test_two_tasks_moving_between_two_roles_in_opposite_directions_do_not_deadlo
     runner.join()
 
     assert runner.errors == {}, f"{ {name: repr(exc) for name, exc in runner.errors.items()} }"
+
+
+def test_moving_a_task_counts_the_capacity_the_move_itself_frees(users_by_role):
+    """task_move_to_next_step decides before it closes the current step's assignments, so the
+    loads it reads still include them: user 3 (capacity 1), on step 1 and the only user of
+    step 2's role, can never receive step 2 (NobodyAvailable), although the move frees them."""
+    x, y = Roles.objects.create(name=ROLE), Roles.objects.create(name=OTHER_ROLE)
+    workflow = make_workflow(steps=[x, y])
+    Steps.objects.update(max_assignees=1)
+    users_by_role[ROLE] = [3]
+    users_by_role[OTHER_ROLE] = [3]
+    services.availability_set(user_id=3, actor="1", max_open_assignments=1)
+    task = make_task(workflow, users=[{"userID": 3, "role": ROLE}])
+
+    services.task_move_to_next_step(task_id=task.pk)
+
+    moved = Task.objects.get(pk=task.pk)
+    assert moved.current_step.order == 2
+    assert moved.get_assigned_user_ids() == [3]
+    assert _open_loads(3) == (1, 1)
