@@ -400,3 +400,40 @@ def test_moving_a_task_counts_the_capacity_the_move_itself_frees(users_by_role):
     assert moved.current_step.order == 2
     assert moved.get_assigned_user_ids() == [3]
     assert _open_loads(3) == (1, 1)
+
+
+def test_waiting_tickets_of_one_role_do_not_starve_the_waiting_tickets_of_another(users_by_role):
+    """ticket_allocate_waiting reads the 500 oldest waiting tickets of ALL roles, then skips the
+    younger tickets of a role whose head still waits. With 500 tickets waiting in role X (its
+    only user away for a week), a ticket of role Y is never even looked at when Y's user comes
+    back: not by the wake-up, not by the sweeper (same function, same limit)."""
+    x, y = Roles.objects.create(name=ROLE), Roles.objects.create(name=OTHER_ROLE)
+    make_workflow(name="A", category="IT Support", steps=[x])
+    make_workflow(name="B", category="Network", steps=[y])
+    users_by_role[ROLE] = [3]
+    users_by_role[OTHER_ROLE] = [7]
+    for user_id in (3, 7):
+        services.availability_set(user_id=user_id, actor="1", status="unavailable")
+    WorkflowTicket.objects.bulk_create(
+        WorkflowTicket(
+            ticket_number=f"TX-RV-X{n}",
+            subject="X",
+            department="IT Department",
+            category="IT Support",
+            sub_category="",
+            allocation_error=WorkflowTicket.WAITING,
+            allocation_attempts=1,
+        )
+        for n in range(500)
+    )
+    ticket_services.ticket_intake(
+        payload=ticket_payload("TX-RV-Y", category="Network"),
+        message_id="m-1",
+        redelivered=False,
+        retried=False,
+    )
+    assert WorkflowTicket.objects.get(ticket_number="TX-RV-Y").allocation_error == WorkflowTicket.WAITING
+
+    services.availability_set(user_id=7, actor="7", status="available")  # wakes waiting tickets (eager)
+
+    assert WorkflowTicket.objects.get(ticket_number="TX-RV-Y").is_task_allocated, "role Y's ticket starves"
