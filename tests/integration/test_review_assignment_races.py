@@ -437,3 +437,26 @@ def test_waiting_tickets_of_one_role_do_not_starve_the_waiting_tickets_of_anothe
     services.availability_set(user_id=7, actor="7", status="available")  # wakes waiting tickets (eager)
 
     assert WorkflowTicket.objects.get(ticket_number="TX-RV-Y").is_task_allocated, "role Y's ticket starves"
+
+
+def test_an_assignment_started_while_its_user_becomes_unavailable_stays_with_them(users_by_role, monkeypatch):
+    """task_reassign_from_unavailable_user lists `assigned` rows, then calls task_reassign per
+    task; task_reassign checks under the task lock only that the user is still on the step, not
+    that the assignment is still not started. A user who starts the work in between (or a
+    lead's status update) has their started assignment moved away (spec 6: started ones stay)."""
+    role = Roles.objects.create(name=ROLE)
+    workflow = make_workflow(steps=[role])
+    users_by_role[ROLE] = [3, 6]
+    task = make_task(workflow, users=[{"userID": 3, "role": ROLE}])
+
+    reassign = services.task_reassign
+
+    def started_just_before(**kwargs):
+        services.task_update_user_status(task_id=kwargs["task_id"], user_id=3, new_status="in_progress")
+        return reassign(**kwargs)
+
+    monkeypatch.setattr(services, "task_reassign", started_just_before)
+
+    services.task_reassign_from_unavailable_user(user_id=3)
+
+    assert Task.objects.get(pk=task.pk).get_assigned_user_ids() == [3], "a started assignment was moved"
