@@ -62,6 +62,19 @@ class RoleState:
     # Whether the ticket number asked about is stored already (read_role_state's probe).
     ticket_stored: bool = False
 
+    def without(self, assignments) -> "RoleState":
+        """The state once these assignments no longer count (those that count as open)."""
+        role_loads = dict(self.role_loads)
+        total_loads = dict(self.total_loads)
+        for row in assignments:
+            if not row.is_open:
+                continue
+            if row.user_id in total_loads:
+                total_loads[row.user_id] = max(total_loads[row.user_id] - 1, 0)
+            if row.role == self.role and row.user_id in role_loads:
+                role_loads[row.user_id] = max(role_loads[row.user_id] - 1, 0)
+        return replace(self, role_loads=role_loads, total_loads=total_loads)
+
     def after(self, decision: "Decision") -> "RoleState":
         """The state as it will be once `decision` is stored (for dry runs)."""
         role_loads = dict(self.role_loads)

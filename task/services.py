@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from task import assignment, tts
@@ -87,14 +87,17 @@ def _decide(
     take: int | None = None,
     state: assignment.RoleState | None = None,
     probe_ticket_number: str | None = None,
+    releasing: Iterable[Assignment] = (),
 ) -> tuple[Decision, assignment.RoleState]:
     """Inside a transaction: lock the role's rotation, read its state and decide.
 
-    A chosen user with a capacity is locked too (their availability row), and
-    the decision made again on what they hold then: two decisions in different
-    roles cannot both take a user's last place. Locks are taken in one order
+    A chosen user with an availability row is locked too, and the decision
+    made again on what they hold then: two decisions in different roles cannot
+    both take a user's last place, and a user being made unavailable is either
+    seen as such or has the new assignment moved by the change's reassignment. Locks are taken in one order
     on every path: the role's rotation, then users, then the ticket or task,
     then load counters. `state`: the role's state, read under the lock already.
+    `releasing`: open assignments the same transaction closes, not counted.
     """
     locked_users: set[int] = set()
     while True:
@@ -102,6 +105,15 @@ def _decide(
             state = assignment.read_role_state(
                 role=step.role.name, user_ids=candidates, probe_ticket_number=probe_ticket_number, lock=True
             )
+        if state.version is None and connection.vendor == "postgresql":
+            # The role's first decision: create its rotation row, so that there
+            # is a row to lock (and to wait on) from this decision on.
+            RoundRobinState.objects.bulk_create(
+                [RoundRobinState(role_name=step.role.name, next_index=0, version=0)], ignore_conflicts=True
+            )
+            state = None
+            continue
+        state = state.without(releasing)
         decision = assignment.decide(
             strategy=step.assignment_strategy,
             candidates=candidates,
@@ -110,11 +122,9 @@ def _decide(
             now=now,
             exclude=exclude,
         )
-        capped = {
-            user_id
-            for user_id in decision.chosen
-            if (limit := state.availability.get(user_id)) is not None and limit.max_open is not None
-        } - locked_users
+        # Users with an availability row: a capacity to keep, or a status that
+        # may be changing while this decision is made.
+        capped = {user_id for user_id in decision.chosen if user_id in state.availability} - locked_users
         if not capped or state.ticket_stored or connection.vendor != "postgresql":
             return decision, state
         # Held until commit; whatever was read before may predate another
@@ -151,31 +161,34 @@ def _claim_turn(decision: Decision, *, now: datetime) -> None:
 
 
 def _change_loads(deltas: dict[tuple[int, str], int]) -> None:
-    """Add to users' open-assignment counts per role, in sorted order (no lock-order deadlocks)."""
-    rows = sorted((key, delta) for key, delta in deltas.items() if delta)
-    increments = [(key, delta) for key, delta in rows if delta > 0]
-    if increments:
-        # A row is created on first use; PostgreSQL checks the proposed row's
-        # constraints before the conflict, so only increments take this way.
-        table = AssigneeLoad._meta.db_table
-        values = ", ".join(["(%s, %s, %s)"] * len(increments))
-        params = [value for (user_id, role), delta in increments for value in (user_id, role, delta)]
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {table} (user_id, role, open_assignments) VALUES {values} "
-                f"ON CONFLICT (user_id, role) DO UPDATE "
-                f"SET open_assignments = {table}.open_assignments + excluded.open_assignments",
-                params,
-            )
-    for (user_id, role), delta in rows:
-        if delta < 0:
+    """Add to users' open-assignment counts per role, one row at a time in (user, role) order.
+
+    Call it once per transaction with everything the transaction changes: two
+    transactions then lock the rows they share in the same order, and cannot
+    deadlock on them.
+    """
+    table = AssigneeLoad._meta.db_table
+    for (user_id, role), delta in sorted(deltas.items()):
+        if delta > 0:
+            # Created on first use. PostgreSQL checks the proposed row before
+            # the conflict, so only increments can take this way.
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"INSERT INTO {table} (user_id, role, open_assignments) VALUES (%s, %s, %s) "
+                    f"ON CONFLICT (user_id, role) DO UPDATE "
+                    f"SET open_assignments = {table}.open_assignments + excluded.open_assignments",
+                    [user_id, role, delta],
+                )
+        elif delta < 0:
             AssigneeLoad.objects.filter(user_id=user_id, role=role).update(
                 open_assignments=F("open_assignments") + delta
             )
 
 
-def _load_deltas(assignments: Iterable[Assignment], sign: int) -> dict[tuple[int, str], int]:
-    deltas: dict[tuple[int, str], int] = {}
+def _load_deltas(
+    assignments: Iterable[Assignment], sign: int, into: dict[tuple[int, str], int] | None = None
+) -> dict[tuple[int, str], int]:
+    deltas: dict[tuple[int, str], int] = {} if into is None else into
     for row in assignments:
         key = (row.user_id, row.role)
         deltas[key] = deltas.get(key, 0) + sign
@@ -212,9 +225,13 @@ def _store_decision(
     kind: str,
     actor: str,
     now: datetime,
+    loads: dict[tuple[int, str], int],
     extra: dict | None = None,
 ) -> list[Assignment]:
-    """The decision's assignments, loads and record; inside the transaction that claimed its turn."""
+    """The decision's assignments and record, inside the transaction that claimed its turn.
+
+    Their load changes are added to `loads`, for the transaction's one _change_loads.
+    """
     counts = task.status in Task.ACTIVE_STATUSES
     rows = Assignment.objects.bulk_create(
         [
@@ -234,7 +251,7 @@ def _store_decision(
         ]
     )
     if counts:
-        _change_loads(_load_deltas(rows, +1))
+        _load_deltas(rows, +1, into=loads)
     _store_candidates(decision, now=now)
     _record(
         task.pk,
@@ -248,8 +265,11 @@ def _store_decision(
     return rows
 
 
-def _close_assignments(rows: list[Assignment], *, now: datetime, leave_step: bool) -> None:
-    """Stop rows counting as open work; `leave_step` also takes them off the task's `users`."""
+def _close_assignments(
+    rows: list[Assignment], *, leave_step: bool, loads: dict[tuple[int, str], int]
+) -> None:
+    """Stop rows counting as open work (their load changes added to `loads`); `leave_step` also
+    takes them off the task's `users`."""
     if not rows:
         return
     open_rows = [row for row in rows if row.is_open]
@@ -257,22 +277,11 @@ def _close_assignments(rows: list[Assignment], *, now: datetime, leave_step: boo
     if leave_step:
         changes["is_current"] = False
     Assignment.objects.filter(pk__in=[row.pk for row in rows]).update(**changes)
-    _change_loads(_load_deltas(open_rows, -1))
+    _load_deltas(open_rows, -1, into=loads)
     for row in rows:
         row.is_open = False
         if leave_step:
             row.is_current = False
-
-
-def _reopen_assignments(task: Task) -> None:
-    """Count a task's current, unfinished assignments as open work again (a task became active)."""
-    rows = list(
-        Assignment.objects.filter(
-            task=task, is_current=True, is_open=False, status__in=Assignment.OPEN_STATUSES
-        )
-    )
-    Assignment.objects.filter(pk__in=[row.pk for row in rows]).update(is_open=True)
-    _change_loads(_load_deltas(rows, +1))
 
 
 def apply_round_robin_assignment(user_ids: list[int], role_name: str, max_assignments: int = 3) -> list[dict]:
@@ -378,8 +387,33 @@ def _step_user_ids(*, step: Steps) -> list[int]:
     return user_ids
 
 
-def _waiting(decision: Decision) -> AllocationFailed:
-    return AllocationFailed(decision.waiting_reason(), reason=AllocationError.NO_AVAILABLE_USERS)
+def _waiting(decision: Decision, step: Steps) -> AllocationFailed:
+    failed = AllocationFailed(decision.waiting_reason(), reason=AllocationError.NO_AVAILABLE_USERS)
+    failed.step, failed.candidates = step, list(decision.candidates)
+    return failed
+
+
+def task_wake_if_eligible_now(*, failed: AllocationFailed) -> bool:
+    """After a ticket was recorded waiting: if someone became eligible meanwhile, wake the waiting.
+
+    Closes the gap between a decision that found nobody and the record that
+    the ticket waits, in which a freed user's wake-up would find no ticket waiting.
+    """
+    step = getattr(failed, "step", None)
+    if step is None:
+        return False
+    state = assignment.read_role_state(role=step.role.name, user_ids=failed.candidates)
+    decision = assignment.decide(
+        strategy=step.assignment_strategy,
+        candidates=failed.candidates,
+        take=step.assignee_count,
+        state=state,
+        now=timezone.now(),
+    )
+    if decision.waiting:
+        return False
+    _wake_waiting_tickets_on_commit()
+    return True
 
 
 # --- Creating a ticket's task --------------------------------------------------
@@ -439,7 +473,7 @@ def _create_task(*, ticket: WorkflowTicket, plan: Allocation, trigger: str) -> t
                 now = timezone.now()
                 decision, _state = _decide(step=plan.step, candidates=plan.user_ids, now=now)
                 if decision.waiting:
-                    raise _waiting(decision)
+                    raise _waiting(decision, plan.step)
                 # Marking the ticket takes its row lock: concurrent deliveries
                 # of one ticket queue here, and the loser's INSERT below then
                 # hits one_task_per_ticket. The same statement confirms a
@@ -455,6 +489,7 @@ def _create_task(*, ticket: WorkflowTicket, plan: Allocation, trigger: str) -> t
                     return None
                 _claim_turn(decision, now=now)
                 task = Task.objects.create(ticket=ticket, workflow=plan.workflow, current_step=plan.step)
+                loads: dict[tuple[int, str], int] = {}
                 _store_decision(
                     task=task,
                     step=plan.step,
@@ -464,7 +499,9 @@ def _create_task(*, ticket: WorkflowTicket, plan: Allocation, trigger: str) -> t
                     kind=Kind.ASSIGNED,
                     actor=SYSTEM,
                     now=now,
+                    loads=loads,
                 )
+                _change_loads(loads)
         except _TurnTaken:
             continue
         except IntegrityError:
@@ -512,7 +549,7 @@ def task_create_with_new_ticket(*, ticket_fields: dict, payload: object) -> tupl
                 if state.ticket_stored:
                     return None
                 if decision.waiting:
-                    raise _waiting(decision)
+                    raise _waiting(decision, plan.step)
                 stored = _insert_ticket_with_task(
                     ticket_fields=ticket_fields,
                     payload=payload,
@@ -757,7 +794,9 @@ def task_update_user_status(*, task_id: int, user_id: int, new_status: str, acto
 def _complete_locked(task: Task, *, actor: str, now: datetime) -> Task:
     task.status = Task.Status.COMPLETED
     task.save(update_fields=["status", "updated_at"])
-    _close_assignments([row for row in _current_rows(task) if row.is_open], now=now, leave_step=False)
+    loads: dict[tuple[int, str], int] = {}
+    _close_assignments([row for row in _current_rows(task) if row.is_open], leave_step=False, loads=loads)
+    _change_loads(loads)
     _record(task.pk, Kind.COMPLETED, actor=actor, now=now, step_id=task.current_step_id)
     if task.workflow.end_logic == Workflows.EndLogic.NOTIFICATION:
         payload = notification_payload(task=task)
@@ -790,6 +829,8 @@ def task_move_to_next_step(*, task_id: int, actor: str = SYSTEM) -> Task:
     current_order = task.current_step.order if task.current_step else 0
     next_step = workflow_next_step(workflow=task.workflow, after_order=current_order)
     user_ids = _step_user_ids(step=next_step) if next_step is not None else []
+    # The move frees what the task's assignees hold now: the decision counts without it.
+    releasing = [row for row in _current_rows(task) if row.is_open]
 
     for _ in range(MAX_DECISION_ROUNDS):
         try:
@@ -797,7 +838,9 @@ def task_move_to_next_step(*, task_id: int, actor: str = SYSTEM) -> Task:
                 now = timezone.now()
                 decision = None
                 if next_step is not None:
-                    decision, _state = _decide(step=next_step, candidates=user_ids, now=now)
+                    decision, _state = _decide(
+                        step=next_step, candidates=user_ids, now=now, releasing=releasing
+                    )
                     if decision.waiting:
                         raise NobodyAvailable(
                             f"Task {task_id} stays on its step. {decision.waiting_reason()}"
@@ -809,7 +852,8 @@ def task_move_to_next_step(*, task_id: int, actor: str = SYSTEM) -> Task:
                 if next_step is None:
                     return _complete_locked(locked, actor=actor, now=now)
                 _claim_turn(decision, now=now)
-                _close_assignments(_current_rows(locked), now=now, leave_step=True)
+                loads: dict[tuple[int, str], int] = {}
+                _close_assignments(_current_rows(locked), leave_step=True, loads=loads)
                 previous_step_id = locked.current_step_id
                 locked.current_step = next_step
                 locked.save(update_fields=["current_step", "updated_at"])
@@ -830,7 +874,9 @@ def task_move_to_next_step(*, task_id: int, actor: str = SYSTEM) -> Task:
                     kind=Kind.ASSIGNED,
                     actor=actor,
                     now=now,
+                    loads=loads,
                 )
+                _change_loads(loads)
         except _TurnTaken:
             continue
         _wake_waiting_tickets_on_commit()
@@ -843,7 +889,12 @@ def task_move_to_next_step(*, task_id: int, actor: str = SYSTEM) -> Task:
 
 
 def task_reassign(
-    *, task_id: int, from_user_id: int, to_user_id: int | None = None, actor: str = SYSTEM
+    *,
+    task_id: int,
+    from_user_id: int,
+    to_user_id: int | None = None,
+    actor: str = SYSTEM,
+    require_status: str | None = None,
 ) -> Task:
     """Move one assignee's place on the task's current step to another user of the step's role.
 
@@ -897,7 +948,13 @@ def task_reassign(
                         )
                     _claim_turn(decision, now=now)
                 leaving = next(row for row in rows if row.user_id == from_user_id)
-                _close_assignments([leaving], now=now, leave_step=True)
+                if require_status is not None and leaving.status != require_status:
+                    raise errors.InvalidTransition(
+                        f"User {from_user_id}'s assignment on task {task_id} is {leaving.status} now"
+                    )
+                frees = leaving.is_open
+                loads: dict[tuple[int, str], int] = {}
+                _close_assignments([leaving], leave_step=True, loads=loads)
                 _store_decision(
                     task=locked,
                     step=step,
@@ -908,8 +965,12 @@ def task_reassign(
                     actor=actor,
                     now=now,
                     extra={"from_user_id": from_user_id, "to_user_id": decision.chosen[0]},
+                    loads=loads,
                 )
+                _change_loads(loads)
                 locked.save(update_fields=["updated_at"])
+                if frees:
+                    _wake_waiting_tickets_on_commit()
         except _TurnTaken:
             continue
         logger.info("Task %s: user %s reassigned to %s", task_id, from_user_id, decision.chosen[0])
@@ -932,12 +993,41 @@ def _manual_decision(*, step: Steps, candidates: list[int], user_id: int) -> Dec
     )
 
 
+def users_unavailable_with_work_not_started() -> list[int]:
+    """Unavailable users who still hold not-started assignments on open tasks (for the sweeper).
+
+    Their reassignment was missed: a decision made while they became
+    unavailable, TTS down during the reassignment, or a broker error on enqueue.
+    """
+    now = timezone.now()
+    unavailable = UserAvailability.objects.filter(status=UserAvailability.Status.UNAVAILABLE).filter(
+        Q(until__isnull=True) | Q(until__gt=now)
+    )
+    return list(
+        Assignment.objects.filter(
+            user_id__in=unavailable.values("user_id"),
+            is_current=True,
+            status=Assignment.Status.ASSIGNED,
+            task__status__in=_OPEN_STATUSES,
+        )
+        .order_by("user_id")
+        .values_list("user_id", flat=True)
+        .distinct()
+    )
+
+
 def task_reassign_from_unavailable_user(*, user_id: int) -> dict:
     """Move an unavailable user's not-started assignments on open tasks to the next eligible users.
 
     An assignment for which nobody is eligible stays, and the task's history
     says why. Returns how many moved and how many stayed.
     """
+    if connection.vendor == "postgresql":
+        # Decisions in flight hold their role's rotation lock until they commit;
+        # one that read this user as available before the change has stored
+        # what it decided once this lock is granted.
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"SELECT 1 FROM {RoundRobinState._meta.db_table} FOR SHARE")
     rows = list(
         Assignment.objects.filter(
             user_id=user_id,
@@ -949,7 +1039,7 @@ def task_reassign_from_unavailable_user(*, user_id: int) -> dict:
     moved = kept = 0
     for task_id in rows:
         try:
-            task_reassign(task_id=task_id, from_user_id=user_id)
+            task_reassign(task_id=task_id, from_user_id=user_id, require_status=Assignment.Status.ASSIGNED)
             moved += 1
         except (NobodyAvailable, errors.DependencyUnavailable) as exc:
             kept += 1
@@ -992,7 +1082,9 @@ def availability_set(
     from task import tasks as task_tasks
 
     if status is not _UNSET and status not in UserAvailability.Status.values:
-        raise errors.InvalidInput(f"{status!r} is not an availability status")
+        raise errors.InvalidInput(f"{status!r} is not an availability status", field="status")
+    if status is not _UNSET and until is _UNSET:
+        until = None  # a new status holds until said otherwise, not until an old `until`
     now = timezone.now()
     with transaction.atomic():
         row = UserAvailability.objects.select_for_update().filter(user_id=user_id).first()

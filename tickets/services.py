@@ -407,7 +407,10 @@ def _allocation_failed(ticket_id: int, exc: Exception, *, retries: int) -> Outco
     from task import tts
 
     if isinstance(exc, task_services.AllocationFailed):
-        return Outcome(_final_failure(ticket_id, exc.reason, exc.message), ticket_id=ticket_id)
+        outcome = Outcome(_final_failure(ticket_id, exc.reason, exc.message), ticket_id=ticket_id)
+        if exc.reason == WorkflowTicket.WAITING:
+            transaction.on_commit(lambda: task_services.task_wake_if_eligible_now(failed=exc))
+        return outcome
     if isinstance(exc, tts.TTSBadResponse):
         return Outcome(
             _final_failure(ticket_id, AllocationError.TTS_BAD_RESPONSE, exc.message), ticket_id=ticket_id
@@ -494,38 +497,57 @@ def ticket_any_waiting() -> bool:
     ).exists()
 
 
-def ticket_allocate_waiting(*, limit: int = 500) -> dict:
+def ticket_allocate_waiting(*, batch: int = 200) -> dict:
     """Try again the tickets waiting for an available user, oldest first; no attempt is counted.
 
     Within a role, first in, first out: once a ticket of a role still waits,
-    the younger tickets of that role are left waiting behind it.
+    the younger tickets of that role are left waiting behind it, without
+    asking TTS, and the other roles' tickets are looked at. A transient
+    failure (TTS down) leaves the ticket waiting for the next wake-up.
     """
+    from task import services as task_services
     from workflow.selectors import ticket_route
 
-    waiting = list(
-        WorkflowTicket.objects.filter(is_task_allocated=False, allocation_error=WorkflowTicket.WAITING)
-        .order_by("created_at", "id")
-        .only("ticket_number", "department", "category", "sub_category", "is_task_allocated")[:limit]
-    )
-    still_waiting_roles: set[str] = set()
+    blocked_routes: set[tuple[str, str, str]] = set()
+    blocked_roles: set[str] = set()
     allocated = still = 0
-    for ticket in waiting:
-        route = ticket_route(
-            department=ticket.department, category=ticket.category, sub_category=ticket.sub_category
+    last = (None, 0)
+    while True:
+        page = WorkflowTicket.objects.filter(is_task_allocated=False, allocation_error=WorkflowTicket.WAITING)
+        if last[0] is not None:
+            page = page.filter(Q(created_at__gt=last[0]) | Q(created_at=last[0], id__gt=last[1]))
+        tickets = list(
+            page.order_by("created_at", "id").only(
+                "ticket_number", "department", "category", "sub_category", "is_task_allocated", "created_at"
+            )[:batch]
         )
-        role = route.step.role.name if route.step is not None else None
-        if role in still_waiting_roles:
-            still += 1
-            continue
-        outcome = _attempt_allocation(
-            ticket.pk, retries=settings.ALLOCATION_MAX_RETRIES, ticket=ticket, trigger="retry"
-        )
-        if outcome.result.get("status") == "success":
-            allocated += 1
-        elif outcome.result.get("error") == WorkflowTicket.WAITING.value:
-            still += 1
-            if role is not None:
-                still_waiting_roles.add(role)
-    if waiting:
+        if not tickets:
+            break
+        last = (tickets[-1].created_at, tickets[-1].pk)
+        for ticket in tickets:
+            key = (ticket.department, ticket.category, ticket.sub_category)
+            route = ticket_route(department=key[0], category=key[1], sub_category=key[2])
+            role = route.step.role.name if route.step is not None else None
+            if key in blocked_routes or role in blocked_roles:
+                still += 1
+                continue
+            try:
+                task_services.task_create_for_ticket(ticket_id=ticket.pk, ticket=ticket, trigger="retry")
+                allocated += 1
+            except task_services.AllocationFailed as exc:
+                ticket_record_allocation_failure(ticket_id=ticket.pk, reason=exc.reason, detail=exc.message)
+                if exc.reason == WorkflowTicket.WAITING:
+                    still += 1
+                    blocked_routes.add(key)
+                    if role is not None:
+                        blocked_roles.add(role)
+            except (errors.DependencyUnavailable, errors.Conflict, OperationalError) as exc:
+                # Still waiting; the next wake-up or sweep tries again.
+                logger.warning(
+                    "Waiting ticket %s: %s", ticket.pk, getattr(exc, "message", type(exc).__name__)
+                )
+                still += 1
+                blocked_routes.add(key)
+    if allocated or still:
         logger.info("Waiting tickets: %s allocated, %s still waiting", allocated, still)
     return {"status": "success", "allocated": allocated, "waiting": still}

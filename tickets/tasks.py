@@ -13,6 +13,8 @@ from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError
 
+from task import services as task_services
+from task import tasks as task_tasks
 from task.services import apply_round_robin_assignment  # noqa: F401  (spec helper name)
 from task.tts import fetch_users_for_role  # noqa: F401  (spec helper name)
 from tickets import services
@@ -74,6 +76,9 @@ def allocate_pending_tickets() -> dict:
         logger.info("Re-enqueued allocation for %s ticket(s): %s", len(ticket_ids), ticket_ids)
     if services.ticket_any_waiting():
         allocate_waiting_tickets.delay()
+    # Work still held by users who became unavailable (its reassignment was missed).
+    for user_id in task_services.users_unavailable_with_work_not_started():
+        task_tasks.reassign_from_unavailable_user.delay(user_id)
     return {"status": "success", "enqueued": len(ticket_ids)}
 
 

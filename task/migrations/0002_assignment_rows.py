@@ -31,9 +31,11 @@ def users_to_rows(apps, schema_editor) -> None:
     alias = schema_editor.connection.alias
     loads: dict[tuple[int, str], int] = {}
     batch = []
-    for task in Task.objects.using(alias).order_by("pk").iterator(chunk_size=2000):
+    tasks = Task.objects.using(alias).select_related("current_step__role").order_by("pk")
+    for task in tasks.iterator(chunk_size=2000):
         seen = set()
-        for entry in task.users or []:
+        step_role = task.current_step.role.name if task.current_step else ""
+        for entry in task.users if isinstance(task.users, list) else []:
             user_id = _user_id(entry)
             if user_id is None or user_id in seen:
                 continue
@@ -46,7 +48,7 @@ def users_to_rows(apps, schema_editor) -> None:
             if timezone.is_naive(assigned_on):
                 assigned_on = timezone.make_aware(assigned_on, UTC)
             is_open = task.status in OPEN_TASK_STATUSES and status in OPEN_ASSIGNEE_STATUSES
-            role = str(entry.get("role") or "")[:100]
+            role = str(entry.get("role") or step_role)[:100]
             batch.append(
                 Assignment(
                     task_id=task.pk,

@@ -186,7 +186,7 @@ def test_availability_changes_are_recorded_with_who_when_and_from_what_to_what()
 
     services.availability_set(user_id=5, actor="5", status="away", until=until)
     services.availability_set(user_id=5, actor="admin:1", max_open_assignments=4)
-    services.availability_set(user_id=5, actor="5", status="away")  # no change: not recorded
+    services.availability_set(user_id=5, actor="5", status="away", until=until)  # no change: not recorded
 
     first, second = AvailabilityChange.objects.filter(user_id=5)
     assert first.changed_by == "5"

@@ -1,6 +1,6 @@
 """Review of the assignment engine under concurrency: each test pins one race found in review.
 
-Every test here is expected to FAIL on the reviewed code (they document bugs); each
+Each test pins a race found in a review of the engine (each failed before its fix); each
 forces its interleaving deterministically with threads holding their own PostgreSQL
 connections (pattern of test_concurrent_updates.py), or an injected hook.
 They are not marked `integration`: Celery runs eagerly, in-process, so wake-ups
@@ -240,8 +240,8 @@ def test_a_ticket_that_starts_waiting_while_its_user_is_freed_is_allocated_witho
     )
 
     ticket = WorkflowTicket.objects.get(ticket_number="TX-RV-WAIT")
-    assert _open_loads(3) == (0, 0)
     assert ticket.is_task_allocated, f"still waiting ({ticket.allocation_error}) with user 3 free"
+    assert _open_loads(3) == (1, 1)
 
 
 # --- 3. Lock ordering of load counters ----------------------------------------------------------
@@ -307,10 +307,17 @@ def test_an_assignment_decided_while_its_user_becomes_unavailable_is_moved_to_so
     workflow = make_workflow(steps=[role])
     Steps.objects.filter(workflow=workflow).update(max_assignees=1)
     users_by_role[ROLE] = [3, 6]
+    # The role has decided before: its rotation row exists, which the reassignment waits on.
+    # (A role's very first decision leaves this to the sweeper's pass over unavailable users.)
+    _, earlier = _new_ticket("TX-RV-0")
+    services.task_complete(task_id=earlier.pk)
+    RoundRobinState.objects.filter(role_name=ROLE).update(next_index=0)  # user 3's turn again
 
     runner = _hold_first_decision_then_run_second(lambda: _new_ticket("TX-RV-A"), lambda: None)
-    # Eager Celery: the reassignment enqueued on commit runs right here, as a worker would.
-    services.availability_set(user_id=3, actor="3", status="unavailable")
+    # Eager Celery: the reassignment enqueued on commit runs in that thread, as a worker would,
+    # and waits there for the decision in flight.
+    runner.start("unavailable", lambda: services.availability_set(user_id=3, actor="3", status="unavailable"))
+    time.sleep(0.5)
     _release_and_join(runner)
 
     assert runner.errors == {}
