@@ -14,11 +14,16 @@ identifies a message, and hides `argsrepr`/`kwargsrepr` from everything the
 worker logs or reports afterwards.
 """
 
+import bz2
 import logging
+import lzma
 import re
+import zlib
+from collections.abc import Callable
 
 from celery.worker.consumer import consumer as celery_consumer
 from django.conf import settings
+from kombu import compression
 from kombu.exceptions import ContentDisallowed
 from kombu.serialization import registry
 from kombu.utils import json as kombu_json
@@ -73,10 +78,36 @@ def json_loads(data: bytes | bytearray | memoryview | str) -> object:
     return value
 
 
+def _bounded(decompressor: Callable[[], object], name: str) -> Callable[[bytes], bytes]:
+    """A decoder for a compressed body that stops past MESSAGE_MAX_BYTES instead of filling memory."""
+
+    def decompress(body: bytes) -> bytes:
+        limit = settings.MESSAGE_MAX_BYTES
+        data = decompressor().decompress(body, limit + 1)
+        message_check_size(len(data) if len(data) <= limit else limit + 1)
+        return data
+
+    decompress.__name__ = f"bounded_{name}_decompress"
+    return decompress
+
+
 def register_json_limits() -> None:
-    """Make the limits part of decoding `application/json` in this process (worker, pool and producers)."""
+    """Make the limits part of decoding `application/json` in this process (worker, pool and producers).
+
+    A compressed body is decompressed before it is decoded: a few kilobytes
+    can unpack to gigabytes, so decompression stops past MESSAGE_MAX_BYTES too.
+    """
     registry.register(
         "json", kombu_json.dumps, json_loads, content_type="application/json", content_encoding="utf-8"
+    )
+    compression.register(
+        zlib.compress, _bounded(zlib.decompressobj, "zlib"), "application/x-gzip", aliases=["gzip", "zlib"]
+    )
+    compression.register(
+        bz2.compress, _bounded(bz2.BZ2Decompressor, "bz2"), "application/x-bz2", aliases=["bzip2", "bzip"]
+    )
+    compression.register(
+        lzma.compress, _bounded(lzma.LZMADecompressor, "lzma"), "application/x-lzma", aliases=["lzma", "xz"]
     )
 
 

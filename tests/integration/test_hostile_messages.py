@@ -3,6 +3,8 @@
 import json
 import time
 import uuid
+import zlib
+from pathlib import Path
 
 import pytest
 from kombu import Connection, Producer
@@ -163,3 +165,39 @@ def test_oversized_tickets_are_refused_with_a_reason_and_write_nothing(cluster, 
     assert "over the limit of 65536 bytes (UTF-8)" in log
     assert EMAIL not in log
     assert "xxxxxxxx" not in log
+
+
+def test_a_compressed_body_that_unpacks_past_the_size_limit_is_refused_without_unpacking_it_all(
+    cluster, it_workflow
+):
+    # 200 MiB of the same byte, about 200 KiB compressed: unpacked whole, it would fill the worker's memory.
+    bomb = zlib.compress(
+        _envelope(json.dumps(ticket_payload("TX-BOMB", description=""))) + b" " * (200 << 20)
+    )
+    worker = cluster.start("bomb", concurrency=1)
+    with Connection(cluster.broker.url) as connection:
+        message_id = str(uuid.uuid4())
+        Producer(connection).publish(
+            bomb,
+            exchange="",
+            routing_key=cluster.broker.ticket_queue,
+            content_type="application/json",
+            content_encoding="utf-8",
+            headers={
+                "lang": "py",
+                "task": RECEIVE_TICKET,
+                "id": message_id,
+                "compression": "application/x-gzip",
+            },
+        )
+    cluster.broker.send_ticket(ticket_payload("TX-AFTER-BOMB"))
+
+    wait_until(lambda: _allocated("TX-AFTER-BOMB"), timeout=60, what="the next ticket to be allocated")
+    wait_until(cluster.broker.idle, timeout=20, what="the refused message to be acknowledged")
+    assert worker.process.poll() is None, "the worker died"
+    assert not WorkflowTicket.objects.filter(ticket_number="TX-BOMB").exists()
+    assert f"Refused message {message_id}" in worker.log()
+    # The main process decodes: its peak memory stayed far below the 200 MiB the body unpacks to.
+    status = Path(f"/proc/{worker.pid}/status").read_text()
+    peak_kib = int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1])
+    assert peak_kib < 150 * 1024, f"worker peaked at {peak_kib} KiB"
