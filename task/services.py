@@ -168,7 +168,19 @@ def _change_loads(deltas: dict[tuple[int, str], int]) -> None:
     deadlock on them.
     """
     table = AssigneeLoad._meta.db_table
-    for (user_id, role), delta in sorted(deltas.items()):
+    changes = sorted((key, delta) for key, delta in deltas.items() if delta)
+    if changes and all(delta > 0 for _, delta in changes):
+        # Only increments (a new decision): one statement, rows taken in the same order.
+        values = ", ".join(["(%s, %s, %s)"] * len(changes))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (user_id, role, open_assignments) VALUES {values} "
+                f"ON CONFLICT (user_id, role) DO UPDATE "
+                f"SET open_assignments = {table}.open_assignments + excluded.open_assignments",
+                [value for (user_id, role), delta in changes for value in (user_id, role, delta)],
+            )
+        return
+    for (user_id, role), delta in changes:
         if delta > 0:
             # Created on first use. PostgreSQL checks the proposed row before
             # the conflict, so only increments can take this way.

@@ -3,6 +3,7 @@ import logging
 import pytest
 
 from conftest import ticket_payload
+from task import services as task_services
 from task.models import Task
 from tickets import tasks
 from tickets.models import WorkflowTicket
@@ -65,8 +66,9 @@ def test_second_delivery_of_same_ticket_creates_no_second_task(
     assert again["action"] == "updated"
     assert WorkflowTicket.objects.count() == 1
     assert Task.objects.count() == 1
-    # The number is found stored in the read that follows TTS's answer: nothing is written.
-    assert tts.calls == 2
+    # On PostgreSQL the number is found stored in the read that follows TTS's answer:
+    # nothing is written.
+    assert tts.calls == (2 if task_services.can_create_with_new_ticket() else 1)
 
 
 def test_update_changes_fields_but_keeps_the_allocation(tts, workflow, django_capture_on_commit_callbacks):
