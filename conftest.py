@@ -136,7 +136,7 @@ def make_task(
     """A task on one of `workflow`'s steps, its `users` assigned through the service as staff would.
 
     `users`: entries in the spec's shape (`userID`, and optionally `status`, `role`).
-    A task status other than pending or completed is set directly: no service reaches it yet.
+    `status` is reached through its service; in_progress is set directly (a user starting work reaches it).
     """
     from task import services
     from task.models import Task
@@ -152,6 +152,10 @@ def make_task(
         services.task_assign_user(task_id=task.pk, user_data=entry)
     if status == Task.Status.COMPLETED:
         services.task_complete(task_id=task.pk)
+    elif status == Task.Status.ON_HOLD:
+        services.task_hold(task_id=task.pk, reason="test")
+    elif status == Task.Status.CANCELLED:
+        services.task_cancel(task_id=task.pk, reason="test")
     elif status != Task.Status.PENDING:
         Task.objects.filter(pk=task.pk).update(status=status)
     return Task.objects.get(pk=task.pk)

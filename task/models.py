@@ -41,6 +41,8 @@ class Task(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     fetched_at = models.DateTimeField(null=True, blank=True)
+    # Set while the task is on hold: resuming moves the step's deadline by the time held.
+    held_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-task_id"]

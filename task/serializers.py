@@ -211,3 +211,16 @@ class ReassignSerializer(serializers.Serializer):
         if attrs.get("to_user_id") is not None and attrs["to_user_id"] == attrs["from_user_id"]:
             raise serializers.ValidationError({"to_user_id": ["Must differ from from_user_id."]})
         return attrs
+
+
+# --- Lifecycle -------------------------------------------------------------------
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = DocumentedLengthCharField(max_length=500, help_text="Why; kept in the task's history.")
+
+
+class ResumeSerializer(serializers.Serializer):
+    reason = DocumentedLengthCharField(
+        max_length=500, required=False, allow_blank=True, help_text="Kept in the task's history."
+    )

@@ -816,6 +816,118 @@ def task_complete(*, task_id: int, actor: str = SYSTEM) -> Task:
         return _complete_locked(task, actor=actor, now=timezone.now())
 
 
+def _resume_status(task: Task) -> str:
+    """The status the task had when it was last held (pending when the history does not say)."""
+    held = (
+        TaskEvent.objects.filter(task=task, kind=Kind.HELD).order_by("-id").values_list("details", flat=True)
+    )
+    previous = (held.first() or {}).get("from")
+    return previous if previous in Task.ACTIVE_STATUSES else Task.Status.PENDING
+
+
+def task_hold(*, task_id: int, reason: str, actor: str = SYSTEM) -> Task:
+    """Put a pending or in-progress task on hold: its assignments stop counting as load.
+
+    Assignees keep their statuses. Raises InvalidTransition for a task that is
+    not pending or in progress.
+    """
+    with transaction.atomic():
+        task = _locked_task(task_id)
+        if task.status not in Task.ACTIVE_STATUSES:
+            raise errors.InvalidTransition(f"Cannot hold task {task_id}: it is {task.status}")
+        now = timezone.now()
+        previous = task.status
+        loads: dict[tuple[int, str], int] = {}
+        _close_assignments([row for row in _current_rows(task) if row.is_open], leave_step=False, loads=loads)
+        _change_loads(loads)
+        task.status = Task.Status.ON_HOLD
+        task.held_at = now
+        task.save(update_fields=["status", "held_at", "updated_at"])
+        _record(
+            task.pk,
+            Kind.HELD,
+            actor=actor,
+            now=now,
+            step_id=task.current_step_id,
+            reason=reason,
+            **{"from": previous},
+        )
+        if loads:
+            _wake_waiting_tickets_on_commit()
+    logger.info("Task %s held by %s", task_id, actor)
+    return task
+
+
+def task_resume(*, task_id: int, reason: str = "", actor: str = SYSTEM) -> Task:
+    """Resume a task on hold with the status it had: its unfinished assignments count as load again.
+
+    Raises InvalidTransition for a task that is not on hold.
+    """
+    with transaction.atomic():
+        task = _locked_task(task_id)
+        if task.status != Task.Status.ON_HOLD:
+            raise errors.InvalidTransition(f"Cannot resume task {task_id}: it is {task.status}")
+        now = timezone.now()
+        reopened = [
+            row for row in _current_rows(task) if row.status in Assignment.OPEN_STATUSES and not row.is_open
+        ]
+        if reopened:
+            Assignment.objects.filter(pk__in=[row.pk for row in reopened]).update(is_open=True)
+            _change_loads(_load_deltas(reopened, +1))
+        task.status = _resume_status(task)
+        update_fields = ["status", "held_at", "updated_at"]
+        update_fields += _shift_deadline(task, now=now)
+        task.held_at = None
+        task.save(update_fields=update_fields)
+        _record(
+            task.pk,
+            Kind.RESUMED,
+            actor=actor,
+            now=now,
+            step_id=task.current_step_id,
+            reason=reason,
+            to=task.status,
+        )
+    logger.info("Task %s resumed by %s", task_id, actor)
+    return task
+
+
+def _shift_deadline(task: Task, *, now: datetime) -> list[str]:
+    """Time on hold does not count against the step's deadline; returns the fields changed."""
+    return []
+
+
+def task_cancel(*, task_id: int, reason: str, actor: str = SYSTEM) -> Task:
+    """Cancel a task that is not finished: its assignments stop counting as load, for good.
+
+    Raises InvalidTransition for a completed or cancelled task.
+    """
+    with transaction.atomic():
+        task = _locked_task(task_id)
+        _require_open(task, "cancel")
+        now = timezone.now()
+        previous = task.status
+        loads: dict[tuple[int, str], int] = {}
+        _close_assignments([row for row in _current_rows(task) if row.is_open], leave_step=False, loads=loads)
+        _change_loads(loads)
+        task.status = Task.Status.CANCELLED
+        task.held_at = None
+        task.save(update_fields=["status", "held_at", "updated_at"])
+        _record(
+            task.pk,
+            Kind.CANCELLED,
+            actor=actor,
+            now=now,
+            step_id=task.current_step_id,
+            reason=reason,
+            **{"from": previous},
+        )
+        if loads:
+            _wake_waiting_tickets_on_commit()
+    logger.info("Task %s cancelled by %s", task_id, actor)
+    return task
+
+
 def task_move_to_next_step(*, task_id: int, actor: str = SYSTEM) -> Task:
     """Advance to the next step by order and assign it by its strategy; from the last step, complete.
 

@@ -18,7 +18,9 @@ from task.serializers import (
     AvailabilitySerializer,
     AvailabilityUpdateSerializer,
     CreateTaskForTicketSerializer,
+    ReasonSerializer,
     ReassignSerializer,
+    ResumeSerializer,
     TaskEventSerializer,
     TaskSerializer,
     TaskStatisticsSerializer,
@@ -67,6 +69,7 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
             "complete_task",
             "move_to_next_step",
             "reassign",
+            "cancel",
             "workflow_statistics",
         }
     )
@@ -185,6 +188,60 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
             from_user_id=serializer.validated_data["from_user_id"],
             to_user_id=serializer.validated_data.get("to_user_id"),
             actor=actor_id(request.user),
+        )
+        return self._respond(task)
+
+    def _require_staff_or_current_assignee(self, task: Task) -> None:
+        if is_staff(self.request.user):
+            return
+        user_id = caller_user_id(self.request.user)
+        if not any(row.user_id == user_id for row in task.current_assignments):
+            raise PermissionDenied("Only staff or an assignee of the task's current step may do this.")
+
+    @extend_schema(
+        summary="Put the task on hold (staff, or an assignee of its current step)",
+        request=ReasonSerializer,
+        responses={200: TaskSerializer, 409: CONFLICT},
+    )
+    @action(detail=True, methods=["post"], serializer_class=ReasonSerializer)
+    def hold(self, request: Request, pk: str | None = None) -> Response:
+        task = self.get_object()
+        self._require_staff_or_current_assignee(task)
+        serializer = ReasonSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        task = services.task_hold(
+            task_id=task.pk, reason=serializer.validated_data["reason"], actor=actor_id(request.user)
+        )
+        return self._respond(task)
+
+    @extend_schema(
+        summary="Resume a task on hold (staff, or an assignee of its current step)",
+        request=ResumeSerializer,
+        responses={200: TaskSerializer, 409: CONFLICT},
+    )
+    @action(detail=True, methods=["post"], serializer_class=ResumeSerializer)
+    def resume(self, request: Request, pk: str | None = None) -> Response:
+        task = self.get_object()
+        self._require_staff_or_current_assignee(task)
+        serializer = ResumeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        task = services.task_resume(
+            task_id=task.pk, reason=serializer.validated_data.get("reason", ""), actor=actor_id(request.user)
+        )
+        return self._respond(task)
+
+    @extend_schema(
+        summary="Cancel the task (staff)",
+        request=ReasonSerializer,
+        responses={200: TaskSerializer, 409: CONFLICT},
+    )
+    @action(detail=True, methods=["post"], serializer_class=ReasonSerializer)
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        task = self.get_object()
+        serializer = ReasonSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        task = services.task_cancel(
+            task_id=task.pk, reason=serializer.validated_data["reason"], actor=actor_id(request.user)
         )
         return self._respond(task)
 
