@@ -132,21 +132,30 @@ def make_task(
     users: list[dict] = (),
     status: str = "pending",
     step_order: int = 1,
+    priority: str = "",
 ):
     """A task on one of `workflow`'s steps, its `users` assigned through the service as staff would.
 
     `users`: entries in the spec's shape (`userID`, and optionally `status`, `role`).
     `status` is reached through its service; in_progress is set directly (a user starting work reaches it).
     """
+    from django.utils import timezone
+
     from task import services
     from task.models import Task
     from tickets.models import WorkflowTicket
 
     ticket = WorkflowTicket.objects.create(
-        ticket_number=number, subject=f"Subject {number}", is_task_allocated=True
+        ticket_number=number, subject=f"Subject {number}", priority=priority, is_task_allocated=True
     )
+    step = workflow.steps.get(order=step_order)
+    now = timezone.now()
     task = Task.objects.create(
-        ticket=ticket, workflow=workflow, current_step=workflow.steps.get(order=step_order)
+        ticket=ticket,
+        workflow=workflow,
+        current_step=step,
+        step_entered_at=now,
+        step_due_at=step.deadline(workflow=workflow, ticket_priority=priority, entered_at=now),
     )
     for entry in users:
         services.task_assign_user(task_id=task.pk, user_data=entry)

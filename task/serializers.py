@@ -40,6 +40,9 @@ class TaskSerializer(serializers.ModelSerializer):
     )
     users = AssignmentsField(read_only=True)
     assigned_users_count = serializers.SerializerMethodField()
+    is_overdue = serializers.BooleanField(
+        read_only=True, help_text="Pending or in progress, and past `step_due_at`."
+    )
 
     class Meta:
         model = Task
@@ -53,6 +56,9 @@ class TaskSerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
             "fetched_at",
+            "step_entered_at",
+            "step_due_at",
+            "is_overdue",
             "ticket_subject",
             "workflow_name",
             "current_step_name",

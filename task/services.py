@@ -10,7 +10,7 @@ import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -435,7 +435,7 @@ def task_create_for_ticket(
         # Not the raw payload: allocation needs only the routing fields.
         ticket = (
             WorkflowTicket.objects.filter(pk=ticket_id)
-            .only("ticket_number", "department", "category", "sub_category", "is_task_allocated")
+            .only("ticket_number", "department", "category", "sub_category", "priority", "is_task_allocated")
             .first()
         )
     if ticket is None:
@@ -488,7 +488,15 @@ def _create_task(*, ticket: WorkflowTicket, plan: Allocation, trigger: str) -> t
                 if not marked and plan.route.version is not None:
                     return None
                 _claim_turn(decision, now=now)
-                task = Task.objects.create(ticket=ticket, workflow=plan.workflow, current_step=plan.step)
+                task = Task.objects.create(
+                    ticket=ticket,
+                    workflow=plan.workflow,
+                    current_step=plan.step,
+                    step_entered_at=now,
+                    step_due_at=plan.step.deadline(
+                        workflow=plan.workflow, ticket_priority=ticket.priority, entered_at=now
+                    ),
+                )
                 loads: dict[tuple[int, str], int] = {}
                 _store_decision(
                     task=task,
@@ -583,6 +591,9 @@ def _insert_ticket_with_task(
     task.assignment decided.
     """
     now = timezone.now()
+    due = plan.step.deadline(
+        workflow=plan.workflow, ticket_priority=ticket_fields.get("priority"), entered_at=now
+    )
     ticket_values = {
         **ticket_fields,
         "ticket_data": payload,
@@ -624,8 +635,9 @@ def _insert_ticket_with_task(
         f" SELECT {', '.join(['%s'] * len(ticket_columns))} FROM turn RETURNING id), "
         f"task AS ("
         f" INSERT INTO {Task._meta.db_table}"
-        f"  (ticket_id, workflow_id, current_step_id, status, created_at, updated_at)"
-        f" SELECT ticket.id, %s, %s, %s, %s, %s FROM ticket RETURNING task_id, ticket_id), "
+        f"  (ticket_id, workflow_id, current_step_id, status, created_at, updated_at,"
+        f"   step_entered_at, step_due_at)"
+        f" SELECT ticket.id, %s, %s, %s, %s, %s, %s, %s FROM ticket RETURNING task_id, ticket_id), "
         f"assigned AS ("
         f" INSERT INTO {Assignment._meta.db_table} (task_id, step_id, user_id, role, username, email, status,"
         f"  origin, is_current, is_open, assigned_on, status_updated_on)"
@@ -645,7 +657,7 @@ def _insert_ticket_with_task(
     params = [
         *turn_params,
         *ticket_params,
-        *(plan.workflow.workflow_id, plan.step.step_id, Task.Status.PENDING.value, now, now),
+        *(plan.workflow.workflow_id, plan.step.step_id, Task.Status.PENDING.value, now, now, now, due),
         *(plan.step.step_id, role, Assignment.Status.ASSIGNED.value, decision.strategy, now, now, chosen),
         *(role, sorted(chosen)),
         *(decision.candidates_digest, role, json.dumps(list(decision.candidates)), now),
@@ -671,6 +683,8 @@ def _insert_ticket_with_task(
         status=Task.Status.PENDING,
         created_at=now,
         updated_at=now,
+        step_entered_at=now,
+        step_due_at=due,
     )
     return ticket_id, task
 
@@ -894,7 +908,24 @@ def task_resume(*, task_id: int, reason: str = "", actor: str = SYSTEM) -> Task:
 
 def _shift_deadline(task: Task, *, now: datetime) -> list[str]:
     """Time on hold does not count against the step's deadline; returns the fields changed."""
-    return []
+    if task.step_due_at is None or task.held_at is None:
+        return []
+    # Held before entering this step (moved while on hold): only the time on this step counts.
+    held_since = max(task.held_at, task.step_entered_at or task.held_at)
+    task.step_due_at += max(now - held_since, timedelta(0))
+    return ["step_due_at"]
+
+
+STEP_ENTRY_FIELDS = ("step_entered_at", "step_due_at", "escalated_at")
+
+
+def _enter_step(task: Task, step: Steps, *, now: datetime) -> None:
+    """The task enters `step` now: its deadline counts from here, and it may be escalated again."""
+    task.step_entered_at = now
+    task.step_due_at = step.deadline(
+        workflow=task.workflow, ticket_priority=task.ticket.priority, entered_at=now
+    )
+    task.escalated_at = None
 
 
 def task_cancel(*, task_id: int, reason: str, actor: str = SYSTEM) -> Task:
@@ -968,7 +999,8 @@ def task_move_to_next_step(*, task_id: int, actor: str = SYSTEM) -> Task:
                 _close_assignments(_current_rows(locked), leave_step=True, loads=loads)
                 previous_step_id = locked.current_step_id
                 locked.current_step = next_step
-                locked.save(update_fields=["current_step", "updated_at"])
+                _enter_step(locked, next_step, now=now)
+                locked.save(update_fields=["current_step", *STEP_ENTRY_FIELDS, "updated_at"])
                 _record(
                     locked.pk,
                     Kind.MOVED,

@@ -1,5 +1,5 @@
 import django_filters
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -42,10 +42,19 @@ class TaskFilter(filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=Task.Status.choices)
     ticket_id = filters.IdFilter(field_name="ticket_id")
     workflow_id = filters.IdFilter(field_name="workflow_id")
+    overdue = filters.StrictBooleanFilter(
+        method="filter_overdue", label="Pending or in progress, and past the step's deadline."
+    )
 
     class Meta:
         model = Task
-        fields = ["status", "ticket_id", "workflow_id"]
+        fields = ["status", "ticket_id", "workflow_id", "overdue"]
+
+    def filter_overdue(self, queryset: QuerySet[Task], name: str, value: bool | None) -> QuerySet[Task]:
+        if value is None:
+            return queryset
+        overdue = Q(status__in=Task.ACTIVE_STATUSES, step_due_at__lte=timezone.now())
+        return queryset.filter(overdue if value else ~overdue)
 
 
 @extend_schema_view(

@@ -30,8 +30,20 @@ class StepsInline(admin.TabularInline):
     formset = StepsInlineFormSet
     extra = 0
     ordering = ["order"]
-    fields = ["order", "name", "role", "assignment_strategy", "max_assignees", "description", "instruction"]
-    autocomplete_fields = ["role"]
+    fields = [
+        "order",
+        "name",
+        "role",
+        "assignment_strategy",
+        "max_assignees",
+        "sla",
+        "escalation",
+        "escalation_role",
+        "completion_policy",
+        "description",
+        "instruction",
+    ]
+    autocomplete_fields = ["role", "escalation_role"]
 
 
 @admin.register(Workflows)

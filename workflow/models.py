@@ -1,6 +1,43 @@
+from datetime import datetime, timedelta
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+
+# Deadlines beyond this are a typo, and would overflow date arithmetic long before the limit of a timedelta.
+MAX_SLA = timedelta(days=3650)
+
+
+def validate_sla(value: timedelta) -> None:
+    """An SLA is a positive duration of at most ten years."""
+    if value <= timedelta(0):
+        raise ValidationError("Must be a positive duration.", code="not_positive")
+    if value > MAX_SLA:
+        raise ValidationError("Must be at most 3650 days.", code="too_long")
+
+
+def sla_field(help_text: str) -> models.DurationField:
+    return models.DurationField(null=True, blank=True, validators=[validate_sla], help_text=help_text)
+
+
+class Priority(models.TextChoices):
+    """A ticket's priority as deadlines know it."""
+
+    URGENT = "urgent", "Urgent"
+    HIGH = "high", "High"
+    MEDIUM = "medium", "Medium"
+    LOW = "low", "Low"
+
+
+# Ticket priorities as producers write them, lower-cased; anything else takes the workflow's default.
+PRIORITY_BY_TICKET_PRIORITY = {
+    "critical": Priority.URGENT,
+    "urgent": Priority.URGENT,
+    "high": Priority.HIGH,
+    "medium": Priority.MEDIUM,
+    "low": Priority.LOW,
+}
 
 
 class Roles(models.Model):
@@ -38,6 +75,16 @@ class Workflows(models.Model):
     is_published = models.BooleanField(default=False)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
     end_logic = models.CharField(max_length=20, choices=EndLogic.choices, default=EndLogic.NONE, blank=True)
+    urgent_sla = sla_field("Deadline of each step for urgent (and critical) tickets; blank: none.")
+    high_sla = sla_field("Deadline of each step for high-priority tickets; blank: none.")
+    medium_sla = sla_field("Deadline of each step for medium-priority tickets; blank: none.")
+    low_sla = sla_field("Deadline of each step for low-priority tickets; blank: none.")
+    default_priority = models.CharField(
+        max_length=10,
+        choices=Priority.choices,
+        default=Priority.MEDIUM,
+        help_text="The priority of tickets whose priority is missing or unknown.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -58,11 +105,50 @@ class Workflows(models.Model):
     # "A deployed workflow has steps" is checked where the steps being
     # submitted are visible: the admin's inline formset and the API serializer.
 
+    SLA_FIELDS = ("urgent_sla", "high_sla", "medium_sla", "low_sla")  # most urgent first
+
+    def clean(self) -> None:
+        """SLAs, where set, do not grow shorter as priority falls: urgent <= high <= medium <= low.
+
+        Admin (through the model form) and the API (WorkflowSerializer) both call it.
+        """
+        errors: dict[str, list[str]] = {}
+        tighter: tuple[str, timedelta] | None = None
+        for name in self.SLA_FIELDS:
+            value = getattr(self, name)
+            if not isinstance(value, timedelta):
+                continue
+            if tighter is not None and value < tighter[1]:
+                errors[name] = [f"Must be at least {tighter[0]} ({tighter[1]})."]
+            else:
+                tighter = (name, value)
+        if errors:
+            raise ValidationError(errors)
+
+    def priority_of(self, ticket_priority: str | None) -> str:
+        """The deadline priority of a ticket's priority, case-insensitive; unknown or missing: the default."""
+        key = (ticket_priority or "").strip().lower()
+        return PRIORITY_BY_TICKET_PRIORITY.get(key, self.default_priority)
+
+    def sla_for(self, ticket_priority: str | None) -> timedelta | None:
+        return getattr(self, f"{self.priority_of(ticket_priority)}_sla")
+
 
 class Steps(models.Model):
     class AssignmentStrategy(models.TextChoices):
         ROUND_ROBIN = "round_robin", "Round robin"
         LOAD_BALANCED = "load_balanced", "Load balanced"
+
+    class Escalation(models.TextChoices):
+        NONE = "", "None"
+        NOTIFY = "notify", "Notify"
+        REASSIGN = "reassign", "Reassign"
+        ESCALATE_TO_ROLE = "escalate_to_role", "Escalate to role"
+
+    class CompletionPolicy(models.TextChoices):
+        MANUAL = "manual", "Manual"
+        ANY = "any", "Any assignee"
+        ALL = "all", "All assignees"
 
     step_id = models.AutoField(primary_key=True)
     workflow = models.ForeignKey(Workflows, on_delete=models.CASCADE, related_name="steps")
@@ -87,6 +173,34 @@ class Steps(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(100)],
         help_text="How many users this step is assigned to; blank means ROUND_ROBIN_MAX_ASSIGNMENTS.",
     )
+    sla = sla_field("This step's deadline, whatever the ticket's priority; blank: the workflow's SLA.")
+    escalation = models.CharField(
+        max_length=20,
+        choices=Escalation.choices,
+        default=Escalation.NONE,
+        blank=True,
+        help_text=(
+            "What happens once when a task is overdue on this step: notify, move not-started "
+            "assignees to others, or add users of the escalation role."
+        ),
+    )
+    escalation_role = models.ForeignKey(
+        Roles,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="escalation_steps",
+        help_text="The role whose users are added by escalate_to_role.",
+    )
+    completion_policy = models.CharField(
+        max_length=10,
+        choices=CompletionPolicy.choices,
+        default=CompletionPolicy.MANUAL,
+        help_text=(
+            "Manual: staff move the task on. Any: the first assignee to complete moves it on. "
+            "All: it moves on when every assignee of the step has completed."
+        ),
+    )
 
     class Meta:
         ordering = ["workflow_id", "order"]
@@ -98,6 +212,18 @@ class Steps(models.Model):
 
     def __str__(self) -> str:
         return f"{self.workflow.name} #{self.order}: {self.name}"
+
+    def clean(self) -> None:
+        """escalate_to_role names the role to escalate to. Admin and the API (StepSerializer) call it."""
+        if self.escalation == self.Escalation.ESCALATE_TO_ROLE and self.escalation_role_id is None:
+            raise ValidationError({"escalation_role": ["Required when escalation is escalate_to_role."]})
+
+    def deadline(
+        self, *, workflow: Workflows, ticket_priority: str | None, entered_at: datetime
+    ) -> datetime | None:
+        """When a task entering this step at `entered_at` is due (calendar time); None: no deadline."""
+        sla = self.sla or workflow.sla_for(ticket_priority)
+        return entered_at + sla if sla else None
 
     @property
     def assignee_count(self) -> int:
