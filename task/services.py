@@ -1204,6 +1204,192 @@ def task_reassign_from_unavailable_user(*, user_id: int) -> dict:
     return {"moved": moved, "kept": kept}
 
 
+# --- Escalation of overdue steps --------------------------------------------------
+
+Escalation = Steps.Escalation
+
+
+def tasks_due_for_escalation(*, now: datetime, limit: int) -> list[int]:
+    """Pending or in-progress tasks past their step's deadline, not escalated since entering the step."""
+    return list(
+        Task.objects.filter(status__in=Task.ACTIVE_STATUSES, step_due_at__lte=now, escalated_at__isnull=True)
+        .exclude(current_step__escalation=Escalation.NONE)
+        .order_by("step_due_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def task_escalate_overdue(*, now: datetime | None = None) -> int:
+    """Escalate every task due for it (at most SLA_CHECK_BATCH); returns how many this call escalated."""
+    now = now or timezone.now()
+    escalated = 0
+    for task_id in tasks_due_for_escalation(now=now, limit=settings.SLA_CHECK_BATCH):
+        escalated += task_escalate(task_id=task_id, now=now)
+    if escalated:
+        logger.info("%s overdue task(s) escalated", escalated)
+    return escalated
+
+
+def task_escalate(*, task_id: int, now: datetime | None = None) -> bool:
+    """Apply the current step's escalation to an overdue task; False when it is not due (any more).
+
+    Once per entry into a step, whatever the number of processes: the task is
+    claimed by a conditional UPDATE of `escalated_at` before anything is done.
+    A notification is claimed, recorded and sent in one transaction; a
+    reassignment or an escalation to a role is claimed first and done after,
+    so a worker dying in between leaves the step claimed and not escalated
+    (at most once, never twice). What was done, or why nothing could be, is
+    recorded in the task's history (`escalated`).
+    """
+    now = now or timezone.now()
+    task = (
+        Task.objects.select_related(
+            "workflow", "ticket", "current_step__role", "current_step__escalation_role"
+        )
+        .filter(pk=task_id)
+        .first()
+    )
+    step = task.current_step if task is not None else None
+    if step is None or step.escalation == Escalation.NONE or task.step_due_at is None:
+        return False
+    claim = Task.objects.filter(
+        pk=task_id,
+        current_step_id=step.pk,
+        step_entered_at=task.step_entered_at,
+        status__in=Task.ACTIVE_STATUSES,
+        step_due_at__lte=now,
+        escalated_at__isnull=True,
+    )
+    late = max(now - task.step_due_at, timedelta(0))
+    facts = {
+        "policy": step.escalation,
+        "due_at": _iso(task.step_due_at),
+        "late_seconds": int(late.total_seconds()),
+    }
+    if step.escalation == Escalation.NOTIFY:
+        with transaction.atomic():
+            if not claim.update(escalated_at=now):
+                return False
+            payload = _overdue_payload(task=task, step=step, late=late, now=now)
+            _record(
+                task_id, Kind.ESCALATED, actor=SYSTEM, now=now, step_id=step.pk, **facts, outcome="notified"
+            )
+            transaction.on_commit(lambda: _send_notification(payload), robust=True)
+        return True
+    if not claim.update(escalated_at=now):
+        return False
+    try:
+        if step.escalation == Escalation.REASSIGN:
+            outcome = _escalate_by_reassigning(task=task)
+        else:
+            outcome = _escalate_to_role(task=task, step=step)
+    except (NobodyAvailable, AllocationFailed, errors.DependencyUnavailable) as exc:
+        outcome = {"outcome": "nobody", "reason": exc.message}
+    _record(task_id, Kind.ESCALATED, actor=SYSTEM, now=timezone.now(), step_id=step.pk, **facts, **outcome)
+    logger.info("Task %s escalated on step %s: %s", task_id, step.pk, outcome["outcome"])
+    return True
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _overdue_payload(*, task: Task, step: Steps, late: timedelta, now: datetime) -> dict:
+    """What the notification service receives when a step with escalation 'notify' is overdue."""
+    return {
+        "event": "step_overdue",
+        "task_id": task.task_id,
+        "ticket_id": task.ticket_id,
+        "ticket_number": task.ticket.ticket_number,
+        "ticket_subject": task.ticket.subject,
+        "ticket_priority": task.ticket.priority,
+        "workflow_id": task.workflow_id,
+        "workflow_name": task.workflow.name,
+        "step_id": step.step_id,
+        "step_name": step.name,
+        "users": task.users,
+        "step_due_at": _iso(task.step_due_at),
+        "overdue_seconds": int(late.total_seconds()),
+        "escalated_at": _iso(now),
+    }
+
+
+def _escalate_by_reassigning(*, task: Task) -> dict:
+    """The assignees who have not started move to the next eligible users of the step's role."""
+    not_started = [row.user_id for row in _current_rows(task) if row.status == Assignment.Status.ASSIGNED]
+    if not not_started:
+        return {"outcome": "nobody", "reason": "Every assignee of the step has started or finished"}
+    moved: list[int] = []
+    kept: list[dict] = []
+    for user_id in not_started:
+        try:
+            task_reassign(task_id=task.pk, from_user_id=user_id, require_status=Assignment.Status.ASSIGNED)
+            moved.append(user_id)
+        except (NobodyAvailable, AllocationFailed, errors.DependencyUnavailable) as exc:
+            kept.append({"user_id": user_id, "reason": exc.message})
+        except (errors.InvalidInput, errors.InvalidTransition, errors.Conflict):
+            continue  # started, moved or finished meanwhile
+    if not moved:
+        reason = kept[0]["reason"] if kept else "The assignees started, moved or finished meanwhile"
+        return {"outcome": "nobody", "reason": reason, "kept": kept}
+    return {"outcome": "reassigned", "moved_user_ids": moved, "kept": kept}
+
+
+def _escalate_to_role(*, task: Task, step: Steps) -> dict:
+    """Up to the step's assignee count of users of the escalation role join the step, by the engine."""
+    role = step.escalation_role
+    if role is None:
+        return {"outcome": "nobody", "reason": "The step names no escalation role"}
+    candidates = _step_user_ids(step=Steps(role=role))
+    # The engine decides for the escalation role by the step's strategy and count; the
+    # assignments belong to the step.
+    deciding = Steps(
+        workflow_id=step.workflow_id,
+        role=role,
+        assignment_strategy=step.assignment_strategy,
+        max_assignees=step.max_assignees,
+    )
+    for _ in range(MAX_DECISION_ROUNDS):
+        try:
+            with transaction.atomic():
+                now = timezone.now()
+                on_step = frozenset(
+                    Assignment.objects.filter(task_id=task.pk, is_current=True).values_list(
+                        "user_id", flat=True
+                    )
+                )
+                decision, _state = _decide(step=deciding, candidates=candidates, now=now, exclude=on_step)
+                if decision.waiting:
+                    raise NobodyAvailable(decision.waiting_reason())
+                locked = _locked_task(task.pk)
+                if locked.current_step_id != step.pk or locked.status not in Task.ACTIVE_STATUSES:
+                    return {
+                        "outcome": "skipped",
+                        "reason": f"The task is {locked.status} or moved on meanwhile",
+                    }
+                if {row.user_id for row in _current_rows(locked)} != on_step:
+                    raise _TurnTaken  # the step's assignees changed meanwhile: decide again
+                _claim_turn(decision, now=now)
+                loads: dict[tuple[int, str], int] = {}
+                _store_decision(
+                    task=locked,
+                    step=step,
+                    decision=decision,
+                    origin=Assignment.Origin.ESCALATED,
+                    trigger="escalation",
+                    kind=Kind.ASSIGNED,
+                    actor=SYSTEM,
+                    now=now,
+                    loads=loads,
+                )
+                _change_loads(loads)
+                locked.save(update_fields=["updated_at"])
+        except _TurnTaken:
+            continue
+        return {"outcome": "escalated_to_role", "role": role.name, "added_user_ids": list(decision.chosen)}
+    raise errors.Conflict(f"Task {task.pk}: too many concurrent decisions in role {role.name!r}; retry")
+
+
 # --- Availability --------------------------------------------------------------
 
 _UNSET = object()
@@ -1329,4 +1515,4 @@ def _send_notification(payload: dict) -> None:
         args=[payload],
         queue=settings.NOTIFICATION_TASKS_QUEUE,
     )
-    logger.info("Completion notification queued for task %s", payload["task_id"])
+    logger.info("Notification %s queued for task %s", payload["event"], payload["task_id"])
