@@ -768,7 +768,15 @@ def task_assign_user(*, task_id: int, user_data: dict, actor: str = SYSTEM) -> T
 
 
 def task_update_user_status(*, task_id: int, user_id: int, new_status: str, actor: str = SYSTEM) -> Task:
-    """Set one assigned user's status; a user starting work moves a pending task to in_progress."""
+    """Set one assigned user's status; a user starting work moves a pending task to in_progress.
+
+    A completion that satisfies the step's completion policy (`any`: this one;
+    `all`: every assignee of the step has completed) then moves the task on, in
+    the same call, as task_move_to_next_step does: exactly one step, however
+    many completions arrive at once. When the move cannot be made (nobody
+    eligible on the next step, TTS down), the completion stands, the task stays
+    on its step and the history says why.
+    """
     if new_status not in Assignment.Status.values:
         raise errors.InvalidInput(f"{new_status!r} is not a user status")
     freed = False
@@ -801,8 +809,43 @@ def task_update_user_status(*, task_id: int, user_id: int, new_status: str, acto
         )
         if freed:
             _wake_waiting_tickets_on_commit()
+        # Decided under the task's lock: of two completions at once, the later sees the earlier.
+        moves_on = new_status == Assignment.Status.COMPLETED and _step_is_done(task)
     logger.info("Task %s: user %s is now %s", task_id, user_id, new_status)
+    if moves_on:
+        return _move_on_by_policy(task, actor=actor)
     return task
+
+
+def _step_is_done(task: Task) -> bool:
+    """Whether the task's step, by its completion policy, is done now that an assignee completed."""
+    step = task.current_step
+    if step is None or task.status not in Task.ACTIVE_STATUSES:
+        return False
+    if step.completion_policy == Steps.CompletionPolicy.ANY:
+        return True
+    if step.completion_policy == Steps.CompletionPolicy.ALL:
+        return all(row.status == Assignment.Status.COMPLETED for row in _current_rows(task))
+    return False
+
+
+def _move_on_by_policy(task: Task, *, actor: str) -> Task:
+    step = task.current_step
+    try:
+        return task_move_to_next_step(task_id=task.pk, actor=actor, from_step_id=step.pk)
+    except (NobodyAvailable, AllocationFailed, errors.DependencyUnavailable) as exc:
+        logger.warning("Task %s stays on step %s after its completion: %s", task.pk, step.pk, exc.message)
+        _record(
+            task.pk,
+            Kind.MOVED,
+            actor=actor,
+            now=timezone.now(),
+            step_id=step.pk,
+            outcome="stayed",
+            policy=step.completion_policy,
+            reason=exc.message,
+        )
+        return Task.objects.select_related("workflow", "current_step__role", "ticket").get(pk=task.pk)
 
 
 def _complete_locked(task: Task, *, actor: str, now: datetime) -> Task:
@@ -959,15 +1002,19 @@ def task_cancel(*, task_id: int, reason: str, actor: str = SYSTEM) -> Task:
     return task
 
 
-def task_move_to_next_step(*, task_id: int, actor: str = SYSTEM) -> Task:
+def task_move_to_next_step(*, task_id: int, actor: str = SYSTEM, from_step_id: int | None = None) -> Task:
     """Advance to the next step by order and assign it by its strategy; from the last step, complete.
 
     Raises NobodyAvailable (the task stays where it is) when nobody in the
-    next step's role is eligible.
+    next step's role is eligible. `from_step_id`: move only from that step; a
+    task that has left it (or finished) meanwhile is returned as it is, so two
+    callers moving on from one step move the task once.
     """
     task = Task.objects.select_related("workflow", "current_step").filter(pk=task_id).first()
     if task is None:
         raise errors.NotFound(f"Task {task_id} does not exist")
+    if _moved_from(task, from_step_id):
+        return task
     _require_open(task, "move")
     current_order = task.current_step.order if task.current_step else 0
     next_step = workflow_next_step(workflow=task.workflow, after_order=current_order)
@@ -984,14 +1031,14 @@ def task_move_to_next_step(*, task_id: int, actor: str = SYSTEM) -> Task:
                     decision, _state = _decide(
                         step=next_step, candidates=user_ids, now=now, releasing=releasing
                     )
-                    if decision.waiting:
-                        raise NobodyAvailable(
-                            f"Task {task_id} stays on its step. {decision.waiting_reason()}"
-                        )
                 locked = _locked_task(task_id)
+                if _moved_from(locked, from_step_id):
+                    return locked
                 _require_open(locked, "move")
                 if locked.current_step_id != task.current_step_id:
                     raise errors.Conflict(f"Task {task_id} moved to another step meanwhile; retry")
+                if decision is not None and decision.waiting:
+                    raise NobodyAvailable(f"Task {task_id} stays on its step. {decision.waiting_reason()}")
                 if next_step is None:
                     return _complete_locked(locked, actor=actor, now=now)
                 _claim_turn(decision, now=now)
@@ -1027,6 +1074,12 @@ def task_move_to_next_step(*, task_id: int, actor: str = SYSTEM) -> Task:
         logger.info("Task %s moved to step %s (users %s)", task_id, next_step.step_id, list(decision.chosen))
         return locked
     raise errors.Conflict(f"Task {task_id}: too many concurrent decisions in its role; retry")
+
+
+def _moved_from(task: Task, from_step_id: int | None) -> bool:
+    return from_step_id is not None and (
+        task.current_step_id != from_step_id or task.status not in _OPEN_STATUSES
+    )
 
 
 # --- Reassignment --------------------------------------------------------------
