@@ -231,3 +231,21 @@ def test_an_sla_check_interval_below_one_second_is_refused_at_startup():
 
     assert result.returncode != 0
     assert "SLA_CHECK_INTERVAL must be at least 1" in result.stderr
+
+
+def test_admin_shows_an_escalation_in_the_tasks_history_and_keeps_its_deadline_read_only(
+    client, two_step_workflow, send_task
+):
+    from django.contrib.auth.models import User
+
+    client.force_login(User.objects.create_superuser("admin", "admin@example.com", "pw-admin-123"))
+    task = overdue_task(two_step_workflow, escalation="notify")
+    services.task_escalate(task_id=task.pk)
+
+    page = client.get(f"/admin/task/task/{task.pk}/change/").content.decode()
+
+    assert "Escalated" in page
+    assert "step_overdue" not in page  # the message went out; the history keeps what was done
+    assert "late_seconds" in page
+    for field in ("step_due_at", "escalated_at", "held_at", "step_entered_at"):
+        assert f'name="{field}' not in page  # nor its date and time inputs
