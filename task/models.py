@@ -5,7 +5,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from tickets.models import WorkflowTicket
-from workflow.models import Steps, Workflows
+from workflow.models import Steps, Workflows, WorkflowVersion
 
 
 class AssignmentStatus(models.TextChoices):
@@ -35,6 +35,11 @@ class Task(models.Model):
     task_id = models.AutoField(primary_key=True)
     ticket = models.ForeignKey(WorkflowTicket, on_delete=models.PROTECT, related_name="tasks")
     workflow = models.ForeignKey(Workflows, on_delete=models.PROTECT, related_name="tasks")
+    # The version the task started on: its steps, end logic and SLAs, whatever changed since.
+    # Null for a workflow never versioned (configured outside admin and the API): it follows the live steps.
+    workflow_version = models.ForeignKey(
+        WorkflowVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="tasks"
+    )
     current_step = models.ForeignKey(
         Steps, on_delete=models.PROTECT, related_name="tasks", null=True, blank=True
     )
@@ -71,6 +76,11 @@ class Task(models.Model):
 
     def __str__(self) -> str:
         return f"Task {self.task_id} for ticket {self.ticket_id}"
+
+    @property
+    def terms(self) -> "Workflows | WorkflowVersion":
+        """Where the task's end logic and SLAs come from: its version, else the workflow as it is."""
+        return self.workflow_version if self.workflow_version_id else self.workflow
 
     @property
     def is_overdue(self) -> bool:

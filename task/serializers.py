@@ -40,6 +40,13 @@ class TaskSerializer(serializers.ModelSerializer):
     )
     users = AssignmentsField(read_only=True)
     assigned_users_count = serializers.SerializerMethodField()
+    workflow_version = serializers.IntegerField(
+        source="workflow_version.number",
+        read_only=True,
+        allow_null=True,
+        default=None,
+        help_text="The number of the workflow version the task follows; null: the workflow as it is.",
+    )
     is_overdue = serializers.BooleanField(
         read_only=True, help_text="Pending or in progress, and past `step_due_at`."
     )
@@ -50,6 +57,7 @@ class TaskSerializer(serializers.ModelSerializer):
             "task_id",
             "ticket_id",
             "workflow_id",
+            "workflow_version",
             "current_step",
             "users",
             "status",

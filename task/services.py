@@ -491,6 +491,7 @@ def _create_task(*, ticket: WorkflowTicket, plan: Allocation, trigger: str) -> t
                 task = Task.objects.create(
                     ticket=ticket,
                     workflow=plan.workflow,
+                    workflow_version_id=plan.workflow.live_version_id,
                     current_step=plan.step,
                     step_entered_at=now,
                     step_due_at=plan.step.deadline(
@@ -635,9 +636,9 @@ def _insert_ticket_with_task(
         f" SELECT {', '.join(['%s'] * len(ticket_columns))} FROM turn RETURNING id), "
         f"task AS ("
         f" INSERT INTO {Task._meta.db_table}"
-        f"  (ticket_id, workflow_id, current_step_id, status, created_at, updated_at,"
+        f"  (ticket_id, workflow_id, workflow_version_id, current_step_id, status, created_at, updated_at,"
         f"   step_entered_at, step_due_at)"
-        f" SELECT ticket.id, %s, %s, %s, %s, %s, %s, %s FROM ticket RETURNING task_id, ticket_id), "
+        f" SELECT ticket.id, %s, %s, %s, %s, %s, %s, %s, %s FROM ticket RETURNING task_id, ticket_id), "
         f"assigned AS ("
         f" INSERT INTO {Assignment._meta.db_table} (task_id, step_id, user_id, role, username, email, status,"
         f"  origin, is_current, is_open, assigned_on, status_updated_on)"
@@ -657,7 +658,13 @@ def _insert_ticket_with_task(
     params = [
         *turn_params,
         *ticket_params,
-        *(plan.workflow.workflow_id, plan.step.step_id, Task.Status.PENDING.value, now, now, now, due),
+        *(
+            plan.workflow.workflow_id,
+            plan.workflow.live_version_id,
+            plan.step.step_id,
+            Task.Status.PENDING.value,
+        ),
+        *(now, now, now, due),
         *(plan.step.step_id, role, Assignment.Status.ASSIGNED.value, decision.strategy, now, now, chosen),
         *(role, sorted(chosen)),
         *(decision.candidates_digest, role, json.dumps(list(decision.candidates)), now),
@@ -679,6 +686,7 @@ def _insert_ticket_with_task(
         task_id=task_id,
         ticket_id=ticket_id,
         workflow=plan.workflow,
+        workflow_version_id=plan.workflow.live_version_id,
         current_step=plan.step,
         status=Task.Status.PENDING,
         created_at=now,
@@ -706,7 +714,7 @@ def _log_task_created(task: Task, *, ticket_number: str, user_ids: Iterable[int]
 def _locked_task(task_id: int) -> Task:
     task = (
         Task.objects.select_for_update(of=("self",))
-        .select_related("workflow", "current_step__role", "ticket")
+        .select_related("workflow", "workflow_version", "current_step__role", "ticket")
         .filter(pk=task_id)
         .first()
     )
@@ -855,7 +863,7 @@ def _complete_locked(task: Task, *, actor: str, now: datetime) -> Task:
     _close_assignments([row for row in _current_rows(task) if row.is_open], leave_step=False, loads=loads)
     _change_loads(loads)
     _record(task.pk, Kind.COMPLETED, actor=actor, now=now, step_id=task.current_step_id)
-    if task.workflow.end_logic == Workflows.EndLogic.NOTIFICATION:
+    if task.terms.end_logic == Workflows.EndLogic.NOTIFICATION:
         payload = notification_payload(task=task)
         # robust: the task is completed either way; a broker failure is logged
         # (with the payload's ids) instead of failing a request that committed.
@@ -966,7 +974,7 @@ def _enter_step(task: Task, step: Steps, *, now: datetime) -> None:
     """The task enters `step` now: its deadline counts from here, and it may be escalated again."""
     task.step_entered_at = now
     task.step_due_at = step.deadline(
-        workflow=task.workflow, ticket_priority=task.ticket.priority, entered_at=now
+        workflow=task.terms, ticket_priority=task.ticket.priority, entered_at=now
     )
     task.escalated_at = None
 
@@ -1010,14 +1018,20 @@ def task_move_to_next_step(*, task_id: int, actor: str = SYSTEM, from_step_id: i
     task that has left it (or finished) meanwhile is returned as it is, so two
     callers moving on from one step move the task once.
     """
-    task = Task.objects.select_related("workflow", "current_step").filter(pk=task_id).first()
+    task = (
+        Task.objects.select_related("workflow", "workflow_version", "current_step").filter(pk=task_id).first()
+    )
     if task is None:
         raise errors.NotFound(f"Task {task_id} does not exist")
     if _moved_from(task, from_step_id):
         return task
     _require_open(task, "move")
     current_order = task.current_step.order if task.current_step else 0
-    next_step = workflow_next_step(workflow=task.workflow, after_order=current_order)
+    if task.workflow_version is not None:
+        # The version the task started on, whatever was edited since.
+        next_step = task.workflow_version.step_after(current_order)
+    else:
+        next_step = workflow_next_step(workflow=task.workflow, after_order=current_order)
     user_ids = _step_user_ids(step=next_step) if next_step is not None else []
     # The move frees what the task's assignees hold now: the decision counts without it.
     releasing = [row for row in _current_rows(task) if row.is_open]

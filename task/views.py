@@ -66,7 +66,9 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
     # The ticket's raw payload is large and not part of a task's representation.
     queryset = selectors.with_current_assignments(
-        Task.objects.select_related("ticket", "workflow", "current_step__role").defer("ticket__ticket_data")
+        Task.objects.select_related("ticket", "workflow", "workflow_version", "current_step__role").defer(
+            "ticket__ticket_data"
+        )
     )
     serializer_class = TaskSerializer
     filterset_class = TaskFilter

@@ -56,6 +56,11 @@ class Roles(models.Model):
         return self.name
 
 
+def priority_of(ticket_priority: str | None, *, default: str) -> str:
+    """The deadline priority of a ticket's priority, case-insensitive; unknown or missing: `default`."""
+    return PRIORITY_BY_TICKET_PRIORITY.get((ticket_priority or "").strip().lower(), default)
+
+
 class Workflows(models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
@@ -84,6 +89,10 @@ class Workflows(models.Model):
         choices=Priority.choices,
         default=Priority.MEDIUM,
         help_text="The priority of tickets whose priority is missing or unknown.",
+    )
+    # The version new tickets take (workflow.services.workflow_publish_version); null until deployed.
+    live_version = models.ForeignKey(
+        "WorkflowVersion", on_delete=models.SET_NULL, null=True, blank=True, editable=False, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -126,12 +135,17 @@ class Workflows(models.Model):
             raise ValidationError(errors)
 
     def priority_of(self, ticket_priority: str | None) -> str:
-        """The deadline priority of a ticket's priority, case-insensitive; unknown or missing: the default."""
-        key = (ticket_priority or "").strip().lower()
-        return PRIORITY_BY_TICKET_PRIORITY.get(key, self.default_priority)
+        return priority_of(ticket_priority, default=self.default_priority)
 
     def sla_for(self, ticket_priority: str | None) -> timedelta | None:
         return getattr(self, f"{self.priority_of(ticket_priority)}_sla")
+
+
+class LiveStepManager(models.Manager):
+    """Steps of the workflow as it is now; retired steps stay only for the versions that hold them."""
+
+    def get_queryset(self) -> models.QuerySet:
+        return super().get_queryset().filter(retired_at__isnull=True)
 
 
 class Steps(models.Model):
@@ -202,12 +216,25 @@ class Steps(models.Model):
         ),
     )
 
+    # Set when an edit or a deletion replaced a step that a workflow version holds: tasks on
+    # that version keep following it, nothing else sees it.
+    retired_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    all_objects = models.Manager()
+    objects = LiveStepManager()
+
     class Meta:
         ordering = ["workflow_id", "order"]
         verbose_name = "step"
         verbose_name_plural = "steps"
+        default_manager_name = "objects"
+        base_manager_name = "all_objects"
         constraints = [
-            models.UniqueConstraint(fields=["workflow", "order"], name="unique_step_order_per_workflow"),
+            models.UniqueConstraint(
+                fields=["workflow", "order"],
+                condition=models.Q(retired_at__isnull=True),
+                name="unique_step_order_per_workflow",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -229,6 +256,67 @@ class Steps(models.Model):
     def assignee_count(self) -> int:
         """How many users a decision for this step assigns (at most)."""
         return self.max_assignees or settings.ROUND_ROBIN_MAX_ASSIGNMENTS
+
+
+class WorkflowVersion(models.Model):
+    """A deployed workflow as tasks follow it: route, end logic, SLAs and steps when it was made.
+
+    Made by workflow.services on every change to a deployed workflow or its
+    steps. A task keeps the version it started on: its moves, completion and
+    deadlines follow that version's steps and terms whatever changed since.
+    """
+
+    VERSIONED_FIELDS = (
+        "department",
+        "category",
+        "sub_category",
+        "end_logic",
+        "urgent_sla",
+        "high_sla",
+        "medium_sla",
+        "low_sla",
+        "default_priority",
+    )
+
+    id = models.BigAutoField(primary_key=True)
+    workflow = models.ForeignKey(Workflows, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    department = models.CharField(max_length=150)
+    category = models.CharField(max_length=150)
+    sub_category = models.CharField(max_length=150, blank=True)
+    end_logic = models.CharField(max_length=20, choices=Workflows.EndLogic.choices, blank=True)
+    urgent_sla = models.DurationField(null=True, blank=True)
+    high_sla = models.DurationField(null=True, blank=True)
+    medium_sla = models.DurationField(null=True, blank=True)
+    low_sla = models.DurationField(null=True, blank=True)
+    default_priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.MEDIUM)
+    steps = models.ManyToManyField(Steps, related_name="versions")
+
+    class Meta:
+        ordering = ["workflow_id", "number"]
+        verbose_name = "workflow version"
+        constraints = [
+            models.UniqueConstraint(fields=["workflow", "number"], name="one_version_number_per_workflow"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow.name} v{self.number}"
+
+    def priority_of(self, ticket_priority: str | None) -> str:
+        return priority_of(ticket_priority, default=self.default_priority)
+
+    def sla_for(self, ticket_priority: str | None) -> timedelta | None:
+        return getattr(self, f"{self.priority_of(ticket_priority)}_sla")
+
+    def step_after(self, order: int) -> Steps | None:
+        """This version's next step after `order` (retired steps included: they are this version's)."""
+        return (
+            Steps.all_objects.filter(versions=self, order__gt=order)
+            .select_related("role")
+            .order_by("order")
+            .first()
+        )
 
 
 class RoutingVersion(models.Model):

@@ -50,6 +50,13 @@ class StepSerializer(ModelSerializer):
         read_only_fields = ["step_id"]
 
     def validate(self, attrs: dict) -> dict:
+        workflow = attrs.get("workflow", self.instance.workflow if self.instance else None)
+        order = attrs.get("order", self.instance.order if self.instance else 1)
+        taken = Steps.objects.filter(workflow=workflow, order=order)
+        if self.instance is not None:
+            taken = taken.exclude(pk=self.instance.pk)
+        if taken.exists():
+            raise serializers.ValidationError({"order": ["The workflow has a step with this order already."]})
         _clean_as_model(self, attrs)
         return attrs
 
