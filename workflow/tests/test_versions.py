@@ -201,3 +201,47 @@ def test_a_new_ticket_stored_with_its_task_in_one_statement_takes_the_live_versi
     task = Task.objects.get(ticket__ticket_number="TX-ONE")
     assert task.workflow_version.number == 2
     assert step_roles(task) == [ROLE, "Admins"]
+
+
+def test_admin_editing_a_step_inline_on_a_deployed_workflow_makes_a_version_and_keeps_the_old_step(
+    client, deployed, admins
+):
+    client.force_login(User.objects.create_superuser("admin", "admin@example.com", "pw-admin-123"))
+    in_flight = new_task("TX-I1")
+    first, second = deployed.steps.order_by("order")
+    form = {
+        "name": deployed.name,
+        "description": "",
+        "department": deployed.department,
+        "category": deployed.category,
+        "sub_category": "",
+        "is_published": "on",
+        "status": "deployed",
+        "end_logic": "",
+        "default_priority": "medium",
+        "steps-TOTAL_FORMS": "2",
+        "steps-INITIAL_FORMS": "2",
+        "steps-MIN_NUM_FORMS": "0",
+        "steps-MAX_NUM_FORMS": "1000",
+    }
+    for index, (step, role_id) in enumerate([(first, first.role_id), (second, admins.pk)]):
+        form.update(
+            {
+                f"steps-{index}-step_id": str(step.pk),
+                f"steps-{index}-workflow": str(deployed.pk),
+                f"steps-{index}-order": str(step.order),
+                f"steps-{index}-name": step.name,
+                f"steps-{index}-role": str(role_id),
+                f"steps-{index}-assignment_strategy": "round_robin",
+                f"steps-{index}-completion_policy": "manual",
+            }
+        )
+
+    response = client.post(f"/admin/workflow/workflows/{deployed.pk}/change/", form)
+
+    assert response.status_code == 302
+    assert [step.role.name for step in Workflows.objects.get(pk=deployed.pk).steps.all()] == [ROLE, "Admins"]
+    assert Steps.all_objects.get(pk=second.pk).retired_at is not None
+    assert Steps.all_objects.get(pk=first.pk).retired_at is None  # unchanged: shared by both versions
+    assert Workflows.objects.get(pk=deployed.pk).live_version.number == 2
+    assert step_roles(in_flight) == [ROLE, "Manager"]
