@@ -1,3 +1,4 @@
+from django.db import transaction
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import viewsets
 from rest_framework.decorators import action
@@ -77,9 +78,11 @@ class WorkflowViewSet(viewsets.ModelViewSet):
 
     def perform_update(self, serializer: WorkflowSerializer) -> None:
         before = services.workflow_terms(serializer.instance)
-        workflow = serializer.save()
-        if services.workflow_needs_new_version(before=before, workflow=workflow):
-            services.workflow_publish_version(workflow=workflow)
+        # The change and its version commit together: a deployed workflow never differs from its live version.
+        with transaction.atomic():
+            workflow = serializer.save()
+            if services.workflow_needs_new_version(before=before, workflow=workflow):
+                services.workflow_publish_version(workflow=workflow)
 
 
 @extend_schema_view(
