@@ -245,3 +245,15 @@ def test_admin_editing_a_step_inline_on_a_deployed_workflow_makes_a_version_and_
     assert Steps.all_objects.get(pk=first.pk).retired_at is None  # unchanged: shared by both versions
     assert Workflows.objects.get(pk=deployed.pk).live_version.number == 2
     assert step_roles(in_flight) == [ROLE, "Manager"]
+
+
+def test_a_versioned_workflow_without_tasks_can_still_be_deleted_and_one_with_tasks_cannot(
+    api_client, deployed
+):
+    other = make_workflow(name="Other", category="Other", steps=[deployed.steps.get(order=1).role])
+    api_client.patch(f"{WORKFLOWS}{other.pk}/", {"low_sla": "09:00:00"}, format="json")
+    new_task("TX-K1")
+
+    assert api_client.delete(f"{WORKFLOWS}{other.pk}/").status_code == 204
+    assert api_client.delete(f"{WORKFLOWS}{deployed.pk}/").status_code == 409
+    assert not Workflows.objects.filter(pk=other.pk).exists()
