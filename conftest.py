@@ -132,26 +132,39 @@ def make_task(
     users: list[dict] = (),
     status: str = "pending",
     step_order: int = 1,
+    priority: str = "",
 ):
     """A task on one of `workflow`'s steps, its `users` assigned through the service as staff would.
 
     `users`: entries in the spec's shape (`userID`, and optionally `status`, `role`).
-    A task status other than pending or completed is set directly: no service reaches it yet.
+    `status` is reached through its service; in_progress is set directly (a user starting work reaches it).
     """
+    from django.utils import timezone
+
     from task import services
     from task.models import Task
     from tickets.models import WorkflowTicket
 
     ticket = WorkflowTicket.objects.create(
-        ticket_number=number, subject=f"Subject {number}", is_task_allocated=True
+        ticket_number=number, subject=f"Subject {number}", priority=priority, is_task_allocated=True
     )
+    step = workflow.steps.get(order=step_order)
+    now = timezone.now()
     task = Task.objects.create(
-        ticket=ticket, workflow=workflow, current_step=workflow.steps.get(order=step_order)
+        ticket=ticket,
+        workflow=workflow,
+        current_step=step,
+        step_entered_at=now,
+        step_due_at=step.deadline(workflow=workflow, ticket_priority=priority, entered_at=now),
     )
     for entry in users:
         services.task_assign_user(task_id=task.pk, user_data=entry)
     if status == Task.Status.COMPLETED:
         services.task_complete(task_id=task.pk)
+    elif status == Task.Status.ON_HOLD:
+        services.task_hold(task_id=task.pk, reason="test")
+    elif status == Task.Status.CANCELLED:
+        services.task_cancel(task_id=task.pk, reason="test")
     elif status != Task.Status.PENDING:
         Task.objects.filter(pk=task.pk).update(status=status)
     return Task.objects.get(pk=task.pk)

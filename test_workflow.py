@@ -10,7 +10,9 @@ against real HTTP on both sides:
   5. a task is driven through the REST API (assign, status, next step, complete),
   6. the statistics endpoint reports the result,
   7. who gets the work: a load-balanced step, an unavailable user skipped, a
-     reassignment, and one decision record printed in full.
+     reassignment, and one decision record printed in full,
+  8. a step deadline, its escalation once overdue, and a completion rule moving
+     the task on.
 
 TTS: when TTS_SERVICE_URL is unset, the project's fake TTS (fake_tts/) is
 started on a free local port. The REST API is served from this process on a
@@ -34,6 +36,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 BASE_DIR = Path(__file__).resolve().parent
 UPSTREAM_EXAMPLE = BASE_DIR / "tickets" / "tests" / "data" / "upstream_ticket.json"
 WAIT_SECONDS = 30.0
+STEPS = 8
 
 logger = logging.getLogger("demo")
 
@@ -55,7 +58,7 @@ class Report:
         self.checks = 0
 
     def step(self, number: int, title: str) -> None:
-        sys.stdout.write(f"\n[{number}/7] {title}\n")
+        sys.stdout.write(f"\n[{number}/{STEPS}] {title}\n")
 
     def info(self, text: str) -> None:
         sys.stdout.write(f"      {text}\n")
@@ -241,6 +244,10 @@ def main() -> int:
     report.step(7, "Who gets the work: load balancing, availability, reassignment, the decision record")
     _assignment_engine(report, http, api, run, tasks, Task, Roles, Steps, Workflows)
 
+    # 8. Deadlines, escalation, completion rules ------------------------------------
+    report.step(8, "A step deadline, its escalation once overdue, and a completion rule")
+    _deadlines(report, http, api, run, tasks, Task, Roles, Steps, Workflows, technician, manager)
+
     httpd.shutdown()
     verdict = "all passed" if not report.failures else f"{report.failures} FAILED"
     sys.stdout.write(f"\n{report.checks} checks, {verdict}\n")
@@ -300,6 +307,88 @@ def _assignment_engine(report, http, api, run, tasks, Task, Roles, Steps, Workfl
     report.info("the first decision record, in full:")
     for line in json.dumps(history[0], indent=2).splitlines():
         report.info(f"  {line}")
+
+
+def _deadlines(report, http, api, run, tasks, Task, Roles, Steps, Workflows, technician, manager) -> None:  # noqa: N803
+    """An urgent ticket due in one second, escalated to the Admin role, then completed by its assignee."""
+    from task import tasks as task_tasks
+    from workflow_api.authentication import mint_token
+
+    admin_role, _ = Roles.objects.get_or_create(name="Admin", defaults={"description": "Escalations"})
+    department = f"Outages {run}"
+    workflow = _workflow(
+        Workflows,
+        Steps,
+        f"Demo: {department}",
+        "",
+        [technician, manager],
+        department=department,
+        category="Outage",
+    )
+    url = f"{api}/workflow/api/workflows/{workflow.pk}/"
+    response = http.patch(url, json={"urgent_sla": "04:00:00", "high_sla": "01:00:00"})
+    report.check(
+        response.status_code == 400 and "high_sla" in response.json(), "SLAs out of order refused (400)"
+    )
+    response = http.patch(
+        url, json={"urgent_sla": "00:00:01", "high_sla": "00:30:00", "medium_sla": "04:00:00"}
+    )
+    report.check(response.status_code == 200, "SLAs set: urgent 1 s, high 30 min, medium 4 h")
+    first_step = workflow.steps.get(order=1)
+    response = http.patch(
+        f"{api}/workflow/api/steps/{first_step.pk}/",
+        json={
+            "max_assignees": 1,
+            "escalation": "escalate_to_role",
+            "escalation_role": admin_role.pk,
+            "completion_policy": "any",
+        },
+    )
+    report.check(
+        response.status_code == 200, "first step: escalate to Admin when overdue; any assignee completes it"
+    )
+    number = f"TX-DEMO-{run}-U1"
+    tasks.receive_ticket.delay(
+        {
+            "ticket_id": number,
+            "subject": "Site down",
+            "department": department,
+            "category": "Outage",
+            "priority": "Urgent",
+        }
+    )
+    task = _wait_for(lambda: Task.objects.filter(ticket__ticket_number=number).first())
+    if not report.check(
+        task is not None and task.step_due_at is not None, "urgent ticket: its step is due in 1 s"
+    ):
+        return
+    report.info(f"step_due_at {task.step_due_at.isoformat()}")
+    time.sleep(max((task.step_due_at - task.step_entered_at).total_seconds(), 0) + 0.2)
+    overdue = http.get(f"{api}/tasks/api/tasks/", params={"overdue": "true"}).json()["results"]
+    report.check(task.pk in [row["task_id"] for row in overdue], "listed by ?overdue=true")
+    # What celery beat runs every SLA_CHECK_INTERVAL seconds.
+    task_tasks.escalate_overdue_tasks.delay()
+    history_url = f"{api}/tasks/api/tasks/{task.pk}/history/"
+
+    def escalated() -> list:
+        return [entry for entry in http.get(history_url).json() if entry["kind"] == "escalated"]
+
+    events = _wait_for(escalated)
+    if report.check(len(events) == 1, "escalated once: Admin users added through the engine"):
+        report.info(f"escalation: {events[0]['details']}")
+    task_tasks.escalate_overdue_tasks.delay()
+    report.check(len(escalated()) == 1, "a second check escalates nothing more")
+    assignee = task.get_assigned_user_ids()[0]
+    response = http.post(
+        f"{api}/tasks/api/tasks/{task.pk}/update_user_status/",
+        json={"user_id": assignee, "status": "completed"},
+        headers={"Authorization": f"Bearer {mint_token(user_id=assignee, is_staff=False)}"},
+    )
+    moved = response.status_code == 200 and response.json()["current_step_role"] == manager.name
+    if report.check(
+        moved, f"user {assignee} completed: the task moved on to the {manager.name} step by itself"
+    ):
+        report.info(f"now assigned to {[user['userID'] for user in response.json()['users']]}")
 
 
 def _workflow(Workflows, Steps, name: str, sub_category: str, roles: list, **fields):  # noqa: N803

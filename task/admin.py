@@ -46,7 +46,7 @@ class TaskEventInline(ReadOnlyInline):
 
 @admin.register(Task)
 class TaskAdmin(admin.ModelAdmin):
-    list_display = ["task_id", "status", "ticket", "workflow", "current_step", "created_at"]
+    list_display = ["task_id", "status", "ticket", "workflow", "current_step", "step_due_at", "escalated_at"]
     list_filter = ["status", "workflow"]
     list_select_related = ["ticket", "workflow", "current_step__workflow"]
     search_fields = ["ticket__ticket_number", "ticket__subject"]
@@ -59,6 +59,10 @@ class TaskAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
         "fetched_at",
+        "held_at",
+        "step_entered_at",
+        "step_due_at",
+        "escalated_at",
     ]
     inlines = [AssignmentInline, TaskEventInline]
 

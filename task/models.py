@@ -2,9 +2,10 @@ from datetime import UTC
 
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from tickets.models import WorkflowTicket
-from workflow.models import Steps, Workflows
+from workflow.models import Steps, Workflows, WorkflowVersion
 
 
 class AssignmentStatus(models.TextChoices):
@@ -34,6 +35,11 @@ class Task(models.Model):
     task_id = models.AutoField(primary_key=True)
     ticket = models.ForeignKey(WorkflowTicket, on_delete=models.PROTECT, related_name="tasks")
     workflow = models.ForeignKey(Workflows, on_delete=models.PROTECT, related_name="tasks")
+    # The version the task started on: its steps, end logic and SLAs, whatever changed since.
+    # Null for a workflow never versioned (configured outside admin and the API): it follows the live steps.
+    workflow_version = models.ForeignKey(
+        WorkflowVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="tasks"
+    )
     current_step = models.ForeignKey(
         Steps, on_delete=models.PROTECT, related_name="tasks", null=True, blank=True
     )
@@ -41,6 +47,14 @@ class Task(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     fetched_at = models.DateTimeField(null=True, blank=True)
+    # Set while the task is on hold: resuming moves the step's deadline by the time held.
+    held_at = models.DateTimeField(null=True, blank=True)
+    # When the task entered its current step, and when that step is due (null: no deadline).
+    step_entered_at = models.DateTimeField(null=True, blank=True)
+    step_due_at = models.DateTimeField(null=True, blank=True)
+    # When this entry into the step was escalated: the claim that makes escalation happen once
+    # (task.services.task_escalate); cleared when the task enters another step.
+    escalated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-task_id"]
@@ -50,10 +64,32 @@ class Task(models.Model):
             # At-least-once delivery must never give a ticket two tasks.
             models.UniqueConstraint(fields=["ticket"], name="one_task_per_ticket"),
         ]
-        indexes = [models.Index(fields=["status"], name="task_status_idx")]
+        indexes = [
+            models.Index(fields=["status"], name="task_status_idx"),
+            # The periodic check's question: open steps past their deadline, not escalated yet.
+            models.Index(
+                fields=["step_due_at"],
+                condition=Q(escalated_at__isnull=True, status__in=["pending", "in_progress"]),
+                name="task_due_not_escalated_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Task {self.task_id} for ticket {self.ticket_id}"
+
+    @property
+    def terms(self) -> "Workflows | WorkflowVersion":
+        """Where the task's end logic and SLAs come from: its version, else the workflow as it is."""
+        return self.workflow_version if self.workflow_version_id else self.workflow
+
+    @property
+    def is_overdue(self) -> bool:
+        """Pending or in progress past its step's deadline (a held task's clock is stopped)."""
+        return (
+            self.status in self.ACTIVE_STATUSES
+            and self.step_due_at is not None
+            and self.step_due_at <= timezone.now()
+        )
 
     @property
     def current_assignments(self) -> list["Assignment"]:

@@ -40,6 +40,16 @@ class TaskSerializer(serializers.ModelSerializer):
     )
     users = AssignmentsField(read_only=True)
     assigned_users_count = serializers.SerializerMethodField()
+    workflow_version = serializers.IntegerField(
+        source="workflow_version.number",
+        read_only=True,
+        allow_null=True,
+        default=None,
+        help_text="The number of the workflow version the task follows; null: the workflow as it is.",
+    )
+    is_overdue = serializers.BooleanField(
+        read_only=True, help_text="Pending or in progress, and past `step_due_at`."
+    )
 
     class Meta:
         model = Task
@@ -47,12 +57,16 @@ class TaskSerializer(serializers.ModelSerializer):
             "task_id",
             "ticket_id",
             "workflow_id",
+            "workflow_version",
             "current_step",
             "users",
             "status",
             "created_at",
             "updated_at",
             "fetched_at",
+            "step_entered_at",
+            "step_due_at",
+            "is_overdue",
             "ticket_subject",
             "workflow_name",
             "current_step_name",
@@ -211,3 +225,16 @@ class ReassignSerializer(serializers.Serializer):
         if attrs.get("to_user_id") is not None and attrs["to_user_id"] == attrs["from_user_id"]:
             raise serializers.ValidationError({"to_user_id": ["Must differ from from_user_id."]})
         return attrs
+
+
+# --- Lifecycle -------------------------------------------------------------------
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = DocumentedLengthCharField(max_length=500, help_text="Why; kept in the task's history.")
+
+
+class ResumeSerializer(serializers.Serializer):
+    reason = DocumentedLengthCharField(
+        max_length=500, required=False, allow_blank=True, help_text="Kept in the task's history."
+    )

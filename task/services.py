@@ -10,7 +10,7 @@ import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -447,7 +447,7 @@ def task_create_for_ticket(
         # Not the raw payload: allocation needs only the routing fields.
         ticket = (
             WorkflowTicket.objects.filter(pk=ticket_id)
-            .only("ticket_number", "department", "category", "sub_category", "is_task_allocated")
+            .only("ticket_number", "department", "category", "sub_category", "priority", "is_task_allocated")
             .first()
         )
     if ticket is None:
@@ -500,7 +500,16 @@ def _create_task(*, ticket: WorkflowTicket, plan: Allocation, trigger: str) -> t
                 if not marked and plan.route.version is not None:
                     return None
                 _claim_turn(decision, now=now)
-                task = Task.objects.create(ticket=ticket, workflow=plan.workflow, current_step=plan.step)
+                task = Task.objects.create(
+                    ticket=ticket,
+                    workflow=plan.workflow,
+                    workflow_version_id=plan.workflow.live_version_id,
+                    current_step=plan.step,
+                    step_entered_at=now,
+                    step_due_at=plan.step.deadline(
+                        workflow=plan.workflow, ticket_priority=ticket.priority, entered_at=now
+                    ),
+                )
                 loads: dict[tuple[int, str], int] = {}
                 _store_decision(
                     task=task,
@@ -595,6 +604,9 @@ def _insert_ticket_with_task(
     task.assignment decided.
     """
     now = timezone.now()
+    due = plan.step.deadline(
+        workflow=plan.workflow, ticket_priority=ticket_fields.get("priority"), entered_at=now
+    )
     ticket_values = {
         **ticket_fields,
         "ticket_data": payload,
@@ -636,8 +648,9 @@ def _insert_ticket_with_task(
         f" SELECT {', '.join(['%s'] * len(ticket_columns))} FROM turn RETURNING id), "
         f"task AS ("
         f" INSERT INTO {Task._meta.db_table}"
-        f"  (ticket_id, workflow_id, current_step_id, status, created_at, updated_at)"
-        f" SELECT ticket.id, %s, %s, %s, %s, %s FROM ticket RETURNING task_id, ticket_id), "
+        f"  (ticket_id, workflow_id, workflow_version_id, current_step_id, status, created_at, updated_at,"
+        f"   step_entered_at, step_due_at)"
+        f" SELECT ticket.id, %s, %s, %s, %s, %s, %s, %s, %s FROM ticket RETURNING task_id, ticket_id), "
         f"assigned AS ("
         f" INSERT INTO {Assignment._meta.db_table} (task_id, step_id, user_id, role, username, email, status,"
         f"  origin, is_current, is_open, assigned_on, status_updated_on)"
@@ -657,7 +670,13 @@ def _insert_ticket_with_task(
     params = [
         *turn_params,
         *ticket_params,
-        *(plan.workflow.workflow_id, plan.step.step_id, Task.Status.PENDING.value, now, now),
+        *(
+            plan.workflow.workflow_id,
+            plan.workflow.live_version_id,
+            plan.step.step_id,
+            Task.Status.PENDING.value,
+        ),
+        *(now, now, now, due),
         *(plan.step.step_id, role, Assignment.Status.ASSIGNED.value, decision.strategy, now, now, chosen),
         *(role, sorted(chosen)),
         *(decision.candidates_digest, role, json.dumps(list(decision.candidates)), now),
@@ -679,10 +698,13 @@ def _insert_ticket_with_task(
         task_id=task_id,
         ticket_id=ticket_id,
         workflow=plan.workflow,
+        workflow_version_id=plan.workflow.live_version_id,
         current_step=plan.step,
         status=Task.Status.PENDING,
         created_at=now,
         updated_at=now,
+        step_entered_at=now,
+        step_due_at=due,
     )
     return ticket_id, task
 
@@ -704,7 +726,7 @@ def _log_task_created(task: Task, *, ticket_number: str, user_ids: Iterable[int]
 def _locked_task(task_id: int) -> Task:
     task = (
         Task.objects.select_for_update(of=("self",))
-        .select_related("workflow", "current_step__role", "ticket")
+        .select_related("workflow", "workflow_version", "current_step__role", "ticket")
         .filter(pk=task_id)
         .first()
     )
@@ -766,7 +788,15 @@ def task_assign_user(*, task_id: int, user_data: dict, actor: str = SYSTEM) -> T
 
 
 def task_update_user_status(*, task_id: int, user_id: int, new_status: str, actor: str = SYSTEM) -> Task:
-    """Set one assigned user's status; a user starting work moves a pending task to in_progress."""
+    """Set one assigned user's status; a user starting work moves a pending task to in_progress.
+
+    A completion that satisfies the step's completion policy (`any`: this one;
+    `all`: every assignee of the step has completed) then moves the task on, in
+    the same call, as task_move_to_next_step does: exactly one step, however
+    many completions arrive at once. When the move cannot be made (nobody
+    eligible on the next step, TTS down), the completion stands, the task stays
+    on its step and the history says why.
+    """
     if new_status not in Assignment.Status.values:
         raise errors.InvalidInput(f"{new_status!r} is not a user status")
     freed = False
@@ -799,8 +829,43 @@ def task_update_user_status(*, task_id: int, user_id: int, new_status: str, acto
         )
         if freed:
             _wake_waiting_tickets_on_commit()
+        # Decided under the task's lock: of two completions at once, the later sees the earlier.
+        moves_on = new_status == Assignment.Status.COMPLETED and _step_is_done(task)
     logger.info("Task %s: user %s is now %s", task_id, user_id, new_status)
+    if moves_on:
+        return _move_on_by_policy(task, actor=actor)
     return task
+
+
+def _step_is_done(task: Task) -> bool:
+    """Whether the task's step, by its completion policy, is done now that an assignee completed."""
+    step = task.current_step
+    if step is None or task.status not in Task.ACTIVE_STATUSES:
+        return False
+    if step.completion_policy == Steps.CompletionPolicy.ANY:
+        return True
+    if step.completion_policy == Steps.CompletionPolicy.ALL:
+        return all(row.status == Assignment.Status.COMPLETED for row in _current_rows(task))
+    return False
+
+
+def _move_on_by_policy(task: Task, *, actor: str) -> Task:
+    step = task.current_step
+    try:
+        return task_move_to_next_step(task_id=task.pk, actor=actor, from_step_id=step.pk)
+    except (NobodyAvailable, AllocationFailed, errors.DependencyUnavailable) as exc:
+        logger.warning("Task %s stays on step %s after its completion: %s", task.pk, step.pk, exc.message)
+        _record(
+            task.pk,
+            Kind.MOVED,
+            actor=actor,
+            now=timezone.now(),
+            step_id=step.pk,
+            outcome="stayed",
+            policy=step.completion_policy,
+            reason=exc.message,
+        )
+        return Task.objects.select_related("workflow", "current_step__role", "ticket").get(pk=task.pk)
 
 
 def _complete_locked(task: Task, *, actor: str, now: datetime) -> Task:
@@ -810,7 +875,7 @@ def _complete_locked(task: Task, *, actor: str, now: datetime) -> Task:
     _close_assignments([row for row in _current_rows(task) if row.is_open], leave_step=False, loads=loads)
     _change_loads(loads)
     _record(task.pk, Kind.COMPLETED, actor=actor, now=now, step_id=task.current_step_id)
-    if task.workflow.end_logic == Workflows.EndLogic.NOTIFICATION:
+    if task.terms.end_logic == Workflows.EndLogic.NOTIFICATION:
         payload = notification_payload(task=task)
         # robust: the task is completed either way; a broker failure is logged
         # (with the payload's ids) instead of failing a request that committed.
@@ -828,18 +893,157 @@ def task_complete(*, task_id: int, actor: str = SYSTEM) -> Task:
         return _complete_locked(task, actor=actor, now=timezone.now())
 
 
-def task_move_to_next_step(*, task_id: int, actor: str = SYSTEM) -> Task:
+def _resume_status(task: Task) -> str:
+    """The status the task had when it was last held (pending when the history does not say)."""
+    held = (
+        TaskEvent.objects.filter(task=task, kind=Kind.HELD).order_by("-id").values_list("details", flat=True)
+    )
+    previous = (held.first() or {}).get("from")
+    return previous if previous in Task.ACTIVE_STATUSES else Task.Status.PENDING
+
+
+def task_hold(*, task_id: int, reason: str, actor: str = SYSTEM) -> Task:
+    """Put a pending or in-progress task on hold: its assignments stop counting as load.
+
+    Assignees keep their statuses. Raises InvalidTransition for a task that is
+    not pending or in progress.
+    """
+    with transaction.atomic():
+        task = _locked_task(task_id)
+        if task.status not in Task.ACTIVE_STATUSES:
+            raise errors.InvalidTransition(f"Cannot hold task {task_id}: it is {task.status}")
+        now = timezone.now()
+        previous = task.status
+        loads: dict[tuple[int, str], int] = {}
+        _close_assignments([row for row in _current_rows(task) if row.is_open], leave_step=False, loads=loads)
+        _change_loads(loads)
+        task.status = Task.Status.ON_HOLD
+        task.held_at = now
+        task.save(update_fields=["status", "held_at", "updated_at"])
+        _record(
+            task.pk,
+            Kind.HELD,
+            actor=actor,
+            now=now,
+            step_id=task.current_step_id,
+            reason=reason,
+            **{"from": previous},
+        )
+        if loads:
+            _wake_waiting_tickets_on_commit()
+    logger.info("Task %s held by %s", task_id, actor)
+    return task
+
+
+def task_resume(*, task_id: int, reason: str = "", actor: str = SYSTEM) -> Task:
+    """Resume a task on hold with the status it had: its unfinished assignments count as load again.
+
+    Raises InvalidTransition for a task that is not on hold.
+    """
+    with transaction.atomic():
+        task = _locked_task(task_id)
+        if task.status != Task.Status.ON_HOLD:
+            raise errors.InvalidTransition(f"Cannot resume task {task_id}: it is {task.status}")
+        now = timezone.now()
+        reopened = [
+            row for row in _current_rows(task) if row.status in Assignment.OPEN_STATUSES and not row.is_open
+        ]
+        if reopened:
+            Assignment.objects.filter(pk__in=[row.pk for row in reopened]).update(is_open=True)
+            _change_loads(_load_deltas(reopened, +1))
+        task.status = _resume_status(task)
+        update_fields = ["status", "held_at", "updated_at"]
+        update_fields += _shift_deadline(task, now=now)
+        task.held_at = None
+        task.save(update_fields=update_fields)
+        _record(
+            task.pk,
+            Kind.RESUMED,
+            actor=actor,
+            now=now,
+            step_id=task.current_step_id,
+            reason=reason,
+            to=task.status,
+        )
+    logger.info("Task %s resumed by %s", task_id, actor)
+    return task
+
+
+def _shift_deadline(task: Task, *, now: datetime) -> list[str]:
+    """Time on hold does not count against the step's deadline; returns the fields changed."""
+    if task.step_due_at is None or task.held_at is None:
+        return []
+    # Held before entering this step (moved while on hold): only the time on this step counts.
+    held_since = max(task.held_at, task.step_entered_at or task.held_at)
+    task.step_due_at += max(now - held_since, timedelta(0))
+    return ["step_due_at"]
+
+
+STEP_ENTRY_FIELDS = ("step_entered_at", "step_due_at", "escalated_at")
+
+
+def _enter_step(task: Task, step: Steps, *, now: datetime) -> None:
+    """The task enters `step` now: its deadline counts from here, and it may be escalated again."""
+    task.step_entered_at = now
+    task.step_due_at = step.deadline(
+        workflow=task.terms, ticket_priority=task.ticket.priority, entered_at=now
+    )
+    task.escalated_at = None
+
+
+def task_cancel(*, task_id: int, reason: str, actor: str = SYSTEM) -> Task:
+    """Cancel a task that is not finished: its assignments stop counting as load, for good.
+
+    Raises InvalidTransition for a completed or cancelled task.
+    """
+    with transaction.atomic():
+        task = _locked_task(task_id)
+        _require_open(task, "cancel")
+        now = timezone.now()
+        previous = task.status
+        loads: dict[tuple[int, str], int] = {}
+        _close_assignments([row for row in _current_rows(task) if row.is_open], leave_step=False, loads=loads)
+        _change_loads(loads)
+        task.status = Task.Status.CANCELLED
+        task.held_at = None
+        task.save(update_fields=["status", "held_at", "updated_at"])
+        _record(
+            task.pk,
+            Kind.CANCELLED,
+            actor=actor,
+            now=now,
+            step_id=task.current_step_id,
+            reason=reason,
+            **{"from": previous},
+        )
+        if loads:
+            _wake_waiting_tickets_on_commit()
+    logger.info("Task %s cancelled by %s", task_id, actor)
+    return task
+
+
+def task_move_to_next_step(*, task_id: int, actor: str = SYSTEM, from_step_id: int | None = None) -> Task:
     """Advance to the next step by order and assign it by its strategy; from the last step, complete.
 
     Raises NobodyAvailable (the task stays where it is) when nobody in the
-    next step's role is eligible.
+    next step's role is eligible. `from_step_id`: move only from that step; a
+    task that has left it (or finished) meanwhile is returned as it is, so two
+    callers moving on from one step move the task once.
     """
-    task = Task.objects.select_related("workflow", "current_step").filter(pk=task_id).first()
+    task = (
+        Task.objects.select_related("workflow", "workflow_version", "current_step").filter(pk=task_id).first()
+    )
     if task is None:
         raise errors.NotFound(f"Task {task_id} does not exist")
+    if _moved_from(task, from_step_id):
+        return task
     _require_open(task, "move")
     current_order = task.current_step.order if task.current_step else 0
-    next_step = workflow_next_step(workflow=task.workflow, after_order=current_order)
+    if task.workflow_version is not None:
+        # The version the task started on, whatever was edited since.
+        next_step = task.workflow_version.step_after(current_order)
+    else:
+        next_step = workflow_next_step(workflow=task.workflow, after_order=current_order)
     user_ids = _step_user_ids(step=next_step) if next_step is not None else []
     # The move frees what the task's assignees hold now: the decision counts without it.
     releasing = [row for row in _current_rows(task) if row.is_open]
@@ -853,14 +1057,14 @@ def task_move_to_next_step(*, task_id: int, actor: str = SYSTEM) -> Task:
                     decision, _state = _decide(
                         step=next_step, candidates=user_ids, now=now, releasing=releasing
                     )
-                    if decision.waiting:
-                        raise NobodyAvailable(
-                            f"Task {task_id} stays on its step. {decision.waiting_reason()}"
-                        )
                 locked = _locked_task(task_id)
+                if _moved_from(locked, from_step_id):
+                    return locked
                 _require_open(locked, "move")
                 if locked.current_step_id != task.current_step_id:
                     raise errors.Conflict(f"Task {task_id} moved to another step meanwhile; retry")
+                if decision is not None and decision.waiting:
+                    raise NobodyAvailable(f"Task {task_id} stays on its step. {decision.waiting_reason()}")
                 if next_step is None:
                     return _complete_locked(locked, actor=actor, now=now)
                 _claim_turn(decision, now=now)
@@ -868,7 +1072,8 @@ def task_move_to_next_step(*, task_id: int, actor: str = SYSTEM) -> Task:
                 _close_assignments(_current_rows(locked), leave_step=True, loads=loads)
                 previous_step_id = locked.current_step_id
                 locked.current_step = next_step
-                locked.save(update_fields=["current_step", "updated_at"])
+                _enter_step(locked, next_step, now=now)
+                locked.save(update_fields=["current_step", *STEP_ENTRY_FIELDS, "updated_at"])
                 _record(
                     locked.pk,
                     Kind.MOVED,
@@ -895,6 +1100,12 @@ def task_move_to_next_step(*, task_id: int, actor: str = SYSTEM) -> Task:
         logger.info("Task %s moved to step %s (users %s)", task_id, next_step.step_id, list(decision.chosen))
         return locked
     raise errors.Conflict(f"Task {task_id}: too many concurrent decisions in its role; retry")
+
+
+def _moved_from(task: Task, from_step_id: int | None) -> bool:
+    return from_step_id is not None and (
+        task.current_step_id != from_step_id or task.status not in _OPEN_STATUSES
+    )
 
 
 # --- Reassignment --------------------------------------------------------------
@@ -1072,6 +1283,192 @@ def task_reassign_from_unavailable_user(*, user_id: int) -> dict:
     return {"moved": moved, "kept": kept}
 
 
+# --- Escalation of overdue steps --------------------------------------------------
+
+Escalation = Steps.Escalation
+
+
+def tasks_due_for_escalation(*, now: datetime, limit: int) -> list[int]:
+    """Pending or in-progress tasks past their step's deadline, not escalated since entering the step."""
+    return list(
+        Task.objects.filter(status__in=Task.ACTIVE_STATUSES, step_due_at__lte=now, escalated_at__isnull=True)
+        .exclude(current_step__escalation=Escalation.NONE)
+        .order_by("step_due_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def task_escalate_overdue(*, now: datetime | None = None) -> int:
+    """Escalate every task due for it (at most SLA_CHECK_BATCH); returns how many this call escalated."""
+    now = now or timezone.now()
+    escalated = 0
+    for task_id in tasks_due_for_escalation(now=now, limit=settings.SLA_CHECK_BATCH):
+        escalated += task_escalate(task_id=task_id, now=now)
+    if escalated:
+        logger.info("%s overdue task(s) escalated", escalated)
+    return escalated
+
+
+def task_escalate(*, task_id: int, now: datetime | None = None) -> bool:
+    """Apply the current step's escalation to an overdue task; False when it is not due (any more).
+
+    Once per entry into a step, whatever the number of processes: the task is
+    claimed by a conditional UPDATE of `escalated_at` before anything is done.
+    A notification is claimed, recorded and sent in one transaction; a
+    reassignment or an escalation to a role is claimed first and done after,
+    so a worker dying in between leaves the step claimed and not escalated
+    (at most once, never twice). What was done, or why nothing could be, is
+    recorded in the task's history (`escalated`).
+    """
+    now = now or timezone.now()
+    task = (
+        Task.objects.select_related(
+            "workflow", "ticket", "current_step__role", "current_step__escalation_role"
+        )
+        .filter(pk=task_id)
+        .first()
+    )
+    step = task.current_step if task is not None else None
+    if step is None or step.escalation == Escalation.NONE or task.step_due_at is None:
+        return False
+    claim = Task.objects.filter(
+        pk=task_id,
+        current_step_id=step.pk,
+        step_entered_at=task.step_entered_at,
+        status__in=Task.ACTIVE_STATUSES,
+        step_due_at__lte=now,
+        escalated_at__isnull=True,
+    )
+    late = max(now - task.step_due_at, timedelta(0))
+    facts = {
+        "policy": step.escalation,
+        "due_at": _iso(task.step_due_at),
+        "late_seconds": int(late.total_seconds()),
+    }
+    if step.escalation == Escalation.NOTIFY:
+        with transaction.atomic():
+            if not claim.update(escalated_at=now):
+                return False
+            payload = _overdue_payload(task=task, step=step, late=late, now=now)
+            _record(
+                task_id, Kind.ESCALATED, actor=SYSTEM, now=now, step_id=step.pk, **facts, outcome="notified"
+            )
+            transaction.on_commit(lambda: _send_notification(payload), robust=True)
+        return True
+    if not claim.update(escalated_at=now):
+        return False
+    try:
+        if step.escalation == Escalation.REASSIGN:
+            outcome = _escalate_by_reassigning(task=task)
+        else:
+            outcome = _escalate_to_role(task=task, step=step)
+    except (NobodyAvailable, AllocationFailed, errors.DependencyUnavailable) as exc:
+        outcome = {"outcome": "nobody", "reason": exc.message}
+    _record(task_id, Kind.ESCALATED, actor=SYSTEM, now=timezone.now(), step_id=step.pk, **facts, **outcome)
+    logger.info("Task %s escalated on step %s: %s", task_id, step.pk, outcome["outcome"])
+    return True
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _overdue_payload(*, task: Task, step: Steps, late: timedelta, now: datetime) -> dict:
+    """What the notification service receives when a step with escalation 'notify' is overdue."""
+    return {
+        "event": "step_overdue",
+        "task_id": task.task_id,
+        "ticket_id": task.ticket_id,
+        "ticket_number": task.ticket.ticket_number,
+        "ticket_subject": task.ticket.subject,
+        "ticket_priority": task.ticket.priority,
+        "workflow_id": task.workflow_id,
+        "workflow_name": task.workflow.name,
+        "step_id": step.step_id,
+        "step_name": step.name,
+        "users": task.users,
+        "step_due_at": _iso(task.step_due_at),
+        "overdue_seconds": int(late.total_seconds()),
+        "escalated_at": _iso(now),
+    }
+
+
+def _escalate_by_reassigning(*, task: Task) -> dict:
+    """The assignees who have not started move to the next eligible users of the step's role."""
+    not_started = [row.user_id for row in _current_rows(task) if row.status == Assignment.Status.ASSIGNED]
+    if not not_started:
+        return {"outcome": "nobody", "reason": "Every assignee of the step has started or finished"}
+    moved: list[int] = []
+    kept: list[dict] = []
+    for user_id in not_started:
+        try:
+            task_reassign(task_id=task.pk, from_user_id=user_id, require_status=Assignment.Status.ASSIGNED)
+            moved.append(user_id)
+        except (NobodyAvailable, AllocationFailed, errors.DependencyUnavailable) as exc:
+            kept.append({"user_id": user_id, "reason": exc.message})
+        except (errors.InvalidInput, errors.InvalidTransition, errors.Conflict):
+            continue  # started, moved or finished meanwhile
+    if not moved:
+        reason = kept[0]["reason"] if kept else "The assignees started, moved or finished meanwhile"
+        return {"outcome": "nobody", "reason": reason, "kept": kept}
+    return {"outcome": "reassigned", "moved_user_ids": moved, "kept": kept}
+
+
+def _escalate_to_role(*, task: Task, step: Steps) -> dict:
+    """Up to the step's assignee count of users of the escalation role join the step, by the engine."""
+    role = step.escalation_role
+    if role is None:
+        return {"outcome": "nobody", "reason": "The step names no escalation role"}
+    candidates = _step_user_ids(step=Steps(role=role))
+    # The engine decides for the escalation role by the step's strategy and count; the
+    # assignments belong to the step.
+    deciding = Steps(
+        workflow_id=step.workflow_id,
+        role=role,
+        assignment_strategy=step.assignment_strategy,
+        max_assignees=step.max_assignees,
+    )
+    for _ in range(MAX_DECISION_ROUNDS):
+        try:
+            with transaction.atomic():
+                now = timezone.now()
+                on_step = frozenset(
+                    Assignment.objects.filter(task_id=task.pk, is_current=True).values_list(
+                        "user_id", flat=True
+                    )
+                )
+                decision, _state = _decide(step=deciding, candidates=candidates, now=now, exclude=on_step)
+                if decision.waiting:
+                    raise NobodyAvailable(decision.waiting_reason())
+                locked = _locked_task(task.pk)
+                if locked.current_step_id != step.pk or locked.status not in Task.ACTIVE_STATUSES:
+                    return {
+                        "outcome": "skipped",
+                        "reason": f"The task is {locked.status} or moved on meanwhile",
+                    }
+                if {row.user_id for row in _current_rows(locked)} != on_step:
+                    raise _TurnTaken  # the step's assignees changed meanwhile: decide again
+                _claim_turn(decision, now=now)
+                loads: dict[tuple[int, str], int] = {}
+                _store_decision(
+                    task=locked,
+                    step=step,
+                    decision=decision,
+                    origin=Assignment.Origin.ESCALATED,
+                    trigger="escalation",
+                    kind=Kind.ASSIGNED,
+                    actor=SYSTEM,
+                    now=now,
+                    loads=loads,
+                )
+                _change_loads(loads)
+                locked.save(update_fields=["updated_at"])
+        except _TurnTaken:
+            continue
+        return {"outcome": "escalated_to_role", "role": role.name, "added_user_ids": list(decision.chosen)}
+    raise errors.Conflict(f"Task {task.pk}: too many concurrent decisions in role {role.name!r}; retry")
+
+
 # --- Availability --------------------------------------------------------------
 
 _UNSET = object()
@@ -1197,4 +1594,4 @@ def _send_notification(payload: dict) -> None:
         args=[payload],
         queue=settings.NOTIFICATION_TASKS_QUEUE,
     )
-    logger.info("Completion notification queued for task %s", payload["task_id"])
+    logger.info("Notification %s queued for task %s", payload["event"], payload["task_id"])

@@ -15,3 +15,14 @@ from task import services
 def reassign_from_unavailable_user(user_id: int) -> dict:
     """Move a user's not-started assignments to others once they became unavailable. Idempotent."""
     return services.task_reassign_from_unavailable_user(user_id=user_id)
+
+
+@shared_task(
+    name="task.tasks.escalate_overdue_tasks",
+    autoretry_for=(OperationalError,),
+    max_retries=3,
+    retry_backoff=True,
+)
+def escalate_overdue_tasks() -> int:
+    """Periodic: escalate tasks past their step's deadline. Idempotent: each entry into a step once."""
+    return services.task_escalate_overdue()

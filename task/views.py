@@ -1,5 +1,5 @@
 import django_filters
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -18,7 +18,9 @@ from task.serializers import (
     AvailabilitySerializer,
     AvailabilityUpdateSerializer,
     CreateTaskForTicketSerializer,
+    ReasonSerializer,
     ReassignSerializer,
+    ResumeSerializer,
     TaskEventSerializer,
     TaskSerializer,
     TaskStatisticsSerializer,
@@ -40,10 +42,19 @@ class TaskFilter(filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=Task.Status.choices)
     ticket_id = filters.IdFilter(field_name="ticket_id")
     workflow_id = filters.IdFilter(field_name="workflow_id")
+    overdue = filters.StrictBooleanFilter(
+        method="filter_overdue", label="Pending or in progress, and past the step's deadline."
+    )
 
     class Meta:
         model = Task
-        fields = ["status", "ticket_id", "workflow_id"]
+        fields = ["status", "ticket_id", "workflow_id", "overdue"]
+
+    def filter_overdue(self, queryset: QuerySet[Task], name: str, value: bool | None) -> QuerySet[Task]:
+        if value is None:
+            return queryset
+        overdue = Q(status__in=Task.ACTIVE_STATUSES, step_due_at__lte=timezone.now())
+        return queryset.filter(overdue if value else ~overdue)
 
 
 @extend_schema_view(
@@ -55,7 +66,9 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
     # The ticket's raw payload is large and not part of a task's representation.
     queryset = selectors.with_current_assignments(
-        Task.objects.select_related("ticket", "workflow", "current_step__role").defer("ticket__ticket_data")
+        Task.objects.select_related("ticket", "workflow", "workflow_version", "current_step__role").defer(
+            "ticket__ticket_data"
+        )
     )
     serializer_class = TaskSerializer
     filterset_class = TaskFilter
@@ -67,6 +80,7 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
             "complete_task",
             "move_to_next_step",
             "reassign",
+            "cancel",
             "workflow_statistics",
         }
     )
@@ -185,6 +199,60 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
             from_user_id=serializer.validated_data["from_user_id"],
             to_user_id=serializer.validated_data.get("to_user_id"),
             actor=actor_id(request.user),
+        )
+        return self._respond(task)
+
+    def _require_staff_or_current_assignee(self, task: Task) -> None:
+        if is_staff(self.request.user):
+            return
+        user_id = caller_user_id(self.request.user)
+        if not any(row.user_id == user_id for row in task.current_assignments):
+            raise PermissionDenied("Only staff or an assignee of the task's current step may do this.")
+
+    @extend_schema(
+        summary="Put the task on hold (staff, or an assignee of its current step)",
+        request=ReasonSerializer,
+        responses={200: TaskSerializer, 409: CONFLICT},
+    )
+    @action(detail=True, methods=["post"], serializer_class=ReasonSerializer)
+    def hold(self, request: Request, pk: str | None = None) -> Response:
+        task = self.get_object()
+        self._require_staff_or_current_assignee(task)
+        serializer = ReasonSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        task = services.task_hold(
+            task_id=task.pk, reason=serializer.validated_data["reason"], actor=actor_id(request.user)
+        )
+        return self._respond(task)
+
+    @extend_schema(
+        summary="Resume a task on hold (staff, or an assignee of its current step)",
+        request=ResumeSerializer,
+        responses={200: TaskSerializer, 409: CONFLICT},
+    )
+    @action(detail=True, methods=["post"], serializer_class=ResumeSerializer)
+    def resume(self, request: Request, pk: str | None = None) -> Response:
+        task = self.get_object()
+        self._require_staff_or_current_assignee(task)
+        serializer = ResumeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        task = services.task_resume(
+            task_id=task.pk, reason=serializer.validated_data.get("reason", ""), actor=actor_id(request.user)
+        )
+        return self._respond(task)
+
+    @extend_schema(
+        summary="Cancel the task (staff)",
+        request=ReasonSerializer,
+        responses={200: TaskSerializer, 409: CONFLICT},
+    )
+    @action(detail=True, methods=["post"], serializer_class=ReasonSerializer)
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        task = self.get_object()
+        serializer = ReasonSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        task = services.task_cancel(
+            task_id=task.pk, reason=serializer.validated_data["reason"], actor=actor_id(request.user)
         )
         return self._respond(task)
 

@@ -42,7 +42,7 @@ def get_when_listening(url: str, *, timeout: float = 30, **kwargs) -> requests.R
             time.sleep(0.1)
 
 
-def test_demo_runs_its_seven_steps_and_passes_every_check(tmp_path):
+def test_demo_runs_its_eight_steps_and_passes_every_check(tmp_path):
     env = _clean_env(DATABASE_URL=f"sqlite:///{tmp_path / 'demo.sqlite3'}")
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
@@ -62,11 +62,13 @@ def test_demo_runs_its_seven_steps_and_passes_every_check(tmp_path):
     )
 
     assert completed.returncode == 0, completed.stdout + completed.stderr
-    for step in range(1, 8):
-        assert f"[{step}/7]" in completed.stdout
+    for step in range(1, 9):
+        assert f"[{step}/8]" in completed.stdout
     # The assignment engine's part: a decision record printed in full.
     assert '"strategy": "load_balanced"' in completed.stdout
     assert "unavailable user 32 was skipped" in completed.stdout
+    assert "escalated once" in completed.stdout
+    assert "moved on to the Manager step by itself" in completed.stdout
     assert "FAIL" not in completed.stdout
     assert "checks, all passed" in completed.stdout
 

@@ -518,7 +518,13 @@ def ticket_allocate_waiting(*, batch: int = 200) -> dict:
             page = page.filter(Q(created_at__gt=last[0]) | Q(created_at=last[0], id__gt=last[1]))
         tickets = list(
             page.order_by("created_at", "id").only(
-                "ticket_number", "department", "category", "sub_category", "is_task_allocated", "created_at"
+                "ticket_number",
+                "department",
+                "category",
+                "sub_category",
+                "priority",
+                "is_task_allocated",
+                "created_at",
             )[:batch]
         )
         if not tickets:

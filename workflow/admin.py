@@ -1,9 +1,12 @@
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db.models import Count, Q
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 
 from workflow import services
-from workflow.models import Roles, Steps, Workflows
+from workflow.models import Roles, Steps, Workflows, WorkflowVersion
 from workflow_api import errors
 
 
@@ -30,8 +33,25 @@ class StepsInline(admin.TabularInline):
     formset = StepsInlineFormSet
     extra = 0
     ordering = ["order"]
-    fields = ["order", "name", "role", "assignment_strategy", "max_assignees", "description", "instruction"]
-    autocomplete_fields = ["role"]
+    fields = [
+        "order",
+        "name",
+        "role",
+        "assignment_strategy",
+        "max_assignees",
+        "sla",
+        "escalation",
+        "escalation_role",
+        "completion_policy",
+        "description",
+        "instruction",
+    ]
+    autocomplete_fields = ["role", "escalation_role"]
+
+
+def _steps_of(version: WorkflowVersion) -> str:
+    steps = Steps.all_objects.filter(versions=version).select_related("role").order_by("order")
+    return ", ".join(f"{step.order}. {step.name} ({step.role.name})" for step in steps)
 
 
 @admin.register(Workflows)
@@ -48,6 +68,67 @@ class WorkflowsAdmin(admin.ModelAdmin):
     list_filter = ["status", "is_published", "department"]
     search_fields = ["name", "department", "category", "sub_category"]
     inlines = [StepsInline]
+    readonly_fields = ["versions"]
+
+    @admin.display(description="versions (new tickets take the live one; tasks keep the one they started on)")
+    def versions(self, workflow: Workflows) -> str:
+        if workflow.pk is None:
+            return ""
+        open_tasks = Count("tasks", filter=Q(tasks__status__in=["pending", "in_progress", "on_hold"]))
+        rows = [
+            (
+                version.number,
+                "(live)" if version.pk == workflow.live_version_id else "",
+                version.open_tasks,
+                _steps_of(version),
+            )
+            for version in workflow.versions.annotate(open_tasks=open_tasks).order_by("-number")
+        ]
+        if not rows:
+            return (
+                "none yet: a version is made when the workflow is deployed, and at each change while deployed"
+            )
+        return format_html_join(mark_safe("<br>"), "v{} {} - {} open task(s) - steps: {}", rows)
+
+    def save_model(self, request, obj: Workflows, form, change: bool) -> None:
+        before = services.workflow_terms(Workflows.objects.get(pk=obj.pk)) if change else {}
+        super().save_model(request, obj, form, change)
+        obj._terms_before = before
+
+    def save_formset(self, request, form, formset, change: bool) -> None:
+        if formset.model is not Steps:
+            return super().save_formset(request, form, formset, change)
+        # Steps change through the service, as in the API: a step a version holds is replaced.
+        formset.save(commit=False)
+        for step in formset.deleted_objects:
+            services.step_delete(step=step, publish=False)
+        for step_form in formset.forms:
+            if not step_form.has_changed() or step_form in formset.deleted_forms:
+                continue
+            values = {name: step_form.cleaned_data[name] for name in step_form.changed_data}
+            original = (
+                Steps.objects.filter(pk=step_form.instance.pk).first() if step_form.instance.pk else None
+            )
+            if original is None:
+                values = {
+                    name: value
+                    for name, value in step_form.cleaned_data.items()
+                    if name not in ("id", "DELETE")
+                }
+                values["workflow"] = form.instance
+            services.step_save(step=original, values=values, publish=False)
+        form.instance._steps_changed = formset.has_changed()
+        return None
+
+    def save_related(self, request, form, formsets, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        workflow = form.instance
+        steps_changed = (
+            getattr(workflow, "_steps_changed", False) and workflow.status == Workflows.Status.DEPLOYED
+        )
+        before = getattr(workflow, "_terms_before", {})
+        if steps_changed or services.workflow_needs_new_version(before=before, workflow=workflow):
+            services.workflow_publish_version(workflow=workflow)
 
 
 @admin.register(Steps)
@@ -61,6 +142,15 @@ class StepsAdmin(admin.ModelAdmin):
         if obj is not None and services.is_last_step_of_deployed_workflow(step=obj):
             return False
         return super().has_delete_permission(request, obj)
+
+    def save_model(self, request, obj: Steps, form, change: bool) -> None:
+        if not change:
+            services.step_save(step=None, values={name: getattr(obj, name) for name in form.cleaned_data})
+            return
+        original = Steps.objects.get(pk=obj.pk)
+        services.step_save(
+            step=original, values={name: form.cleaned_data[name] for name in form.changed_data}
+        )
 
     def delete_model(self, request, obj: Steps) -> None:
         services.step_delete(step=obj)

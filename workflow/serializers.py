@@ -1,3 +1,6 @@
+import copy
+
+from django.core.exceptions import ValidationError as ModelValidationError
 from django.utils import timezone
 from rest_framework import serializers
 
@@ -10,6 +13,17 @@ class RoleSerializer(ModelSerializer):
         model = Roles
         fields = ["role_id", "name", "description", "created_at", "updated_at"]
         read_only_fields = ["role_id", "created_at", "updated_at"]
+
+
+def _clean_as_model(serializer: serializers.ModelSerializer, attrs: dict) -> None:
+    """Run the model's own clean() on the object as it would be saved: one rule for admin and the API."""
+    instance = copy.copy(serializer.instance) if serializer.instance is not None else serializer.Meta.model()
+    for name, value in attrs.items():
+        setattr(instance, name, value)
+    try:
+        instance.clean()
+    except ModelValidationError as exc:
+        raise serializers.ValidationError(exc.message_dict) from None
 
 
 class StepSerializer(ModelSerializer):
@@ -28,8 +42,23 @@ class StepSerializer(ModelSerializer):
             "order",
             "assignment_strategy",
             "max_assignees",
+            "sla",
+            "escalation",
+            "escalation_role",
+            "completion_policy",
         ]
         read_only_fields = ["step_id"]
+
+    def validate(self, attrs: dict) -> dict:
+        workflow = attrs.get("workflow", self.instance.workflow if self.instance else None)
+        order = attrs.get("order", self.instance.order if self.instance else 1)
+        taken = Steps.objects.filter(workflow=workflow, order=order)
+        if self.instance is not None:
+            taken = taken.exclude(pk=self.instance.pk)
+        if taken.exists():
+            raise serializers.ValidationError({"order": ["The workflow has a step with this order already."]})
+        _clean_as_model(self, attrs)
+        return attrs
 
     def validate_workflow(self, workflow: Workflows) -> Workflows:
         # Moving a step could leave its deployed workflow without steps; create a new one instead.
@@ -53,6 +82,11 @@ class WorkflowSerializer(ModelSerializer):
             "is_published",
             "status",
             "end_logic",
+            "urgent_sla",
+            "high_sla",
+            "medium_sla",
+            "low_sla",
+            "default_priority",
             "steps",
             "created_at",
             "updated_at",
@@ -67,6 +101,7 @@ class WorkflowSerializer(ModelSerializer):
             raise serializers.ValidationError(
                 {"status": ["A workflow with no steps cannot be deployed; add steps first."]}
             )
+        _clean_as_model(self, attrs)
         return attrs
 
 

@@ -1,3 +1,4 @@
+from django.db import transaction
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import viewsets
 from rest_framework.decorators import action
@@ -75,6 +76,14 @@ class WorkflowViewSet(viewsets.ModelViewSet):
     filterset_class = WorkflowFilter
     permission_classes = [IsStaffOrReadOnly]
 
+    def perform_update(self, serializer: WorkflowSerializer) -> None:
+        before = services.workflow_terms(serializer.instance)
+        # The change and its version commit together: a deployed workflow never differs from its live version.
+        with transaction.atomic():
+            workflow = serializer.save()
+            if services.workflow_needs_new_version(before=before, workflow=workflow):
+                services.workflow_publish_version(workflow=workflow)
+
 
 @extend_schema_view(
     destroy=extend_schema(
@@ -91,6 +100,13 @@ class StepViewSet(viewsets.ModelViewSet):
     serializer_class = StepSerializer
     filterset_fields = ["workflow", "role"]
     permission_classes = [IsStaffOrReadOnly]
+
+    def perform_create(self, serializer: StepSerializer) -> None:
+        serializer.instance = services.step_save(step=None, values=serializer.validated_data)
+
+    def perform_update(self, serializer: StepSerializer) -> None:
+        # A step that a workflow version holds is replaced, not changed: the answer has the new id.
+        serializer.instance = services.step_save(step=serializer.instance, values=serializer.validated_data)
 
     def perform_destroy(self, instance: Steps) -> None:
         services.step_delete(step=instance)

@@ -44,6 +44,15 @@ class DateTimeField(_NullOnlyAsNull, serializers.DateTimeField):
     pass
 
 
+class DurationField(_NullOnlyAsNull, serializers.DurationField):
+    """A duration written as DRF writes one ("04:00:00", "1 02:00:00"): a string, never a bare number."""
+
+    def to_internal_value(self, value: object):
+        if not isinstance(value, str):
+            self.fail("invalid", format="[DD] [HH:[MM:]]ss[.uuuuuu]")
+        return super().to_internal_value(value)
+
+
 class ModelSerializer(serializers.ModelSerializer):
     """ModelSerializer whose text fields keep to their documented maxLength and numbers to their type."""
 
@@ -54,4 +63,5 @@ class ModelSerializer(serializers.ModelSerializer):
         },
         models.CharField: DocumentedLengthCharField,
         models.TextField: DocumentedLengthCharField,
+        models.DurationField: DurationField,
     }

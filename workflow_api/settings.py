@@ -328,6 +328,12 @@ if TICKET_MESSAGE_MAX_REDELIVERIES < 2:
 # longest retry delay, so a message still waiting to retry is not doubled.
 ALLOCATION_STALE_SECONDS = env.int("ALLOCATION_STALE_SECONDS", default=600)
 ALLOCATION_SWEEP_INTERVAL = env.float("ALLOCATION_SWEEP_INTERVAL", default=300.0)
+# How often (seconds) beat runs the check for overdue steps (task.tasks.escalate_overdue_tasks).
+SLA_CHECK_INTERVAL = env.int("SLA_CHECK_INTERVAL", default=60)
+if SLA_CHECK_INTERVAL < 1:
+    raise ImproperlyConfigured("SLA_CHECK_INTERVAL must be at least 1 (seconds).")
+# Overdue tasks escalated per run at most; the rest wait for the next run.
+SLA_CHECK_BATCH = 200
 
 # --- Intake limits (README: "Security: ticket intake limits") ----------------
 # Checked by the worker's main process while it decodes any message to any of
@@ -428,5 +434,11 @@ CELERY_BEAT_SCHEDULE = {
     "allocate-pending-tickets": {
         "task": "tickets.tasks.allocate_pending_tickets",
         "schedule": ALLOCATION_SWEEP_INTERVAL,
+    },
+    "escalate-overdue-tasks": {
+        "task": "task.tasks.escalate_overdue_tasks",
+        "schedule": SLA_CHECK_INTERVAL,
+        # A check not run by the time the next is due is superseded by it: no backlog while workers are down.
+        "options": {"expires": SLA_CHECK_INTERVAL},
     },
 }

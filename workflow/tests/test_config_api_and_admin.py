@@ -83,6 +83,7 @@ def _workflow_admin_form(role, *, status: str, steps: list[dict]) -> dict:
         "is_published": "on",
         "status": status,
         "end_logic": "",
+        "default_priority": "medium",
         "steps-TOTAL_FORMS": str(len(steps)),
         "steps-INITIAL_FORMS": "0",
         "steps-MIN_NUM_FORMS": "0",
@@ -105,7 +106,15 @@ def test_admin_refuses_to_deploy_a_workflow_without_steps(admin_client, role):
 
 
 def test_admin_deploys_a_workflow_submitted_with_its_steps(admin_client, role):
-    steps = [{"order": "1", "name": "Triage", "role": str(role.pk), "assignment_strategy": "round_robin"}]
+    steps = [
+        {
+            "order": "1",
+            "name": "Triage",
+            "role": str(role.pk),
+            "assignment_strategy": "round_robin",
+            "completion_policy": "manual",
+        }
+    ]
 
     response = admin_client.post(
         "/admin/workflow/workflows/add/", _workflow_admin_form(role, status="deployed", steps=steps)

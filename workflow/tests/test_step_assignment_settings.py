@@ -106,6 +106,7 @@ def test_admin_sets_a_steps_strategy_and_assignee_count(admin_client, workflow):
         "order": 1,
         "assignment_strategy": "load_balanced",
         "max_assignees": 2,
+        "completion_policy": "manual",
     }
 
     saved = admin_client.post(f"/admin/workflow/steps/{step.pk}/change/", form)
