@@ -50,7 +50,12 @@ class Task(models.Model):
             # At-least-once delivery must never give a ticket two tasks.
             models.UniqueConstraint(fields=["ticket"], name="one_task_per_ticket"),
         ]
-        indexes = [models.Index(fields=["status"], name="task_status_idx")]
+        indexes = [
+            # The list's filters, each in the list's order (newest first): a page
+            # is an index range whatever the table's size.
+            models.Index(fields=["status", "-task_id"], name="task_status_idx"),
+            models.Index(fields=["workflow", "-task_id"], name="task_workflow_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"Task {self.task_id} for ticket {self.ticket_id}"
@@ -195,6 +200,28 @@ class AssigneeLoad(models.Model):
 
     def __str__(self) -> str:
         return f"user {self.user_id} in {self.role}: {self.open_assignments} open"
+
+
+class TaskStatusCount(models.Model):
+    """How many tasks of a workflow are in a status, kept in the transaction that changes them.
+
+    Triggers on the task table (PostgreSQL, migration 0003) add and subtract
+    per statement, so every writer (services, admin, bulk loads) keeps it
+    exact; `workflow_statistics` reads these rows instead of counting tasks.
+    """
+
+    workflow = models.ForeignKey(Workflows, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=20, choices=Task.Status.choices)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "task status count"
+        constraints = [
+            models.UniqueConstraint(fields=["workflow", "status"], name="one_count_per_workflow_and_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"workflow {self.workflow_id} {self.status}: {self.count}"
 
 
 class UserAvailability(models.Model):
