@@ -27,6 +27,7 @@ from task.serializers import (
 )
 from task.tts import MAX_USER_ID
 from workflow_api import filters
+from workflow_api.pagination import KeysetPagination
 from workflow_api.permissions import IsStaff, actor_id, caller_user_id, is_staff
 from workflow_api.schema import ERROR
 
@@ -59,6 +60,9 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     )
     serializer_class = TaskSerializer
     filterset_class = TaskFilter
+    pagination_class = KeysetPagination
+    # Newest first; every filter has an index in this order (task.models).
+    keyset_ordering = ("-task_id",)
     # Everything but reading one's own tasks and updating one's own status is staff work.
     staff_actions = frozenset(
         {
