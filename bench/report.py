@@ -58,6 +58,10 @@ def table(results: dict, verdicts: list[tuple[str, str, bool]]) -> str:
             f"{entry['queries_per_request']!s:>9}"
         )
     rows.append(f"  list queries by page size: {rest['list_queries_by_page_size']}")
+    if "scale" in results:
+        from bench import scale
+
+        rows += ["", scale.table(results["scale"])]
     rows += ["", "Targets:"]
     for target, measured, ok in verdicts:
         rows.append(f"  {'PASS' if ok else 'FAIL'}  {target:<52} {measured}")
@@ -73,9 +77,18 @@ def draw(results: dict, path: Path) -> None:
     thr = results["throughput"]
     lat = results["latency"]
     rest = results["rest"]
-    fig, (ax_thr, ax_lat, ax_rest) = plt.subplots(
-        1, 3, figsize=(16, 5), gridspec_kw={"width_ratios": [1, 1.4, 1]}
+    with_scale = "scale" in results
+    fig, axes = plt.subplots(
+        1,
+        4 if with_scale else 3,
+        figsize=(22 if with_scale else 16, 5),
+        gridspec_kw={"width_ratios": [1, 1.4, 1, 1.6] if with_scale else [1, 1.4, 1]},
     )
+    ax_thr, ax_lat, ax_rest = axes[:3]
+    if with_scale:
+        from bench import scale
+
+        scale.draw(results["scale"], axes[3])
 
     labels = ["no-op task", "one-INSERT task", "round robin", "load balanced"]
     values = [thr[k]["per_second_median"] for k in ("noop", "insert", "pipeline", "pipeline_load_balanced")]
@@ -114,6 +127,27 @@ def draw(results: dict, path: Path) -> None:
     fig.suptitle(
         f"workflow_api benchmark {results['started_at']} - {machine['cpu_cores']} cores, "
         f"Python {machine['python']}, PostgreSQL {machine['postgresql']}"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def draw_scale(results: dict, path: Path) -> None:
+    """The chart of a scale-only run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bench import scale
+
+    fig, ax = plt.subplots(figsize=(10, 6))
+    scale.draw(results["scale"], ax)
+    machine = results["machine"]
+    fig.suptitle(
+        f"workflow_api scale benchmark {results['started_at']} - {machine['cpu_cores']} cores, "
+        f"PostgreSQL {machine['postgresql']}"
     )
     fig.tight_layout()
     fig.savefig(path, dpi=100)

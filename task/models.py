@@ -160,8 +160,17 @@ class Assignment(models.Model):
             models.Index(fields=["user_id", "-task"], name="assignment_user_task_idx"),
             # A user's open assignments.
             models.Index(fields=["user_id"], condition=Q(is_open=True), name="assignment_user_open_idx"),
-            # A role's assignments over time (the assignment report).
-            models.Index(fields=["role", "assigned_on"], name="assignment_role_time_idx"),
+            # A role's assignments over time, and those completed (the assignment
+            # report): index-only ranges, whatever the table's size.
+            models.Index(
+                fields=["role", "assigned_on"], include=["user_id", "id"], name="assignment_role_time_idx"
+            ),
+            models.Index(
+                fields=["role", "status_updated_on"],
+                include=["user_id", "id"],
+                condition=Q(status="completed"),
+                name="assignment_role_done_idx",
+            ),
             models.Index(fields=["task"], condition=Q(is_current=True), name="assignment_current_idx"),
         ]
 
