@@ -62,6 +62,31 @@ def task_statistics() -> dict:
     }
 
 
+def task_count(*, status: str | None = None, workflow_id: int | None = None) -> int | None:
+    """How many tasks have this status and workflow (either may be None: any), exact, from the kept counts.
+
+    None where counts are not kept (not PostgreSQL).
+    """
+    if connection.vendor != "postgresql":
+        return None
+    rows = TaskStatusCount.objects.all()
+    if status is not None:
+        rows = rows.filter(status=status)
+    if workflow_id is not None:
+        rows = rows.filter(workflow_id=workflow_id)
+    return rows.aggregate(total=Sum("count"))["total"] or 0
+
+
+def tasks_assigned_to_count(*, user_id: int, limit: int) -> int | None:
+    """How many tasks the user holds or held an assignment on, if at most `limit`; else None.
+
+    Read from the assignments' (user_id, task) index alone: no task row is visited.
+    """
+    ids = Assignment.objects.filter(user_id=user_id).order_by().values("task_id").distinct()
+    count = ids[: limit + 1].count()
+    return count if count <= limit else None
+
+
 def tasks_assigned_to(queryset: QuerySet[Task], *, user_id: int) -> QuerySet[Task]:
     """The tasks among `queryset` on which the user holds or held an assignment, on any step.
 

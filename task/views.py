@@ -1,4 +1,5 @@
 import django_filters
+from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -88,6 +89,25 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         if user_id is None:
             return queryset.none()
         return selectors.tasks_assigned_to(queryset, user_id=user_id)
+
+    def known_count(self) -> int | None:
+        """The list's exact count without counting tasks, when its filters allow; else None.
+
+        Staff filtering by status and workflow only: the kept counts. Others
+        without filters: their assignments' index.
+        """
+        params = self.request.query_params
+        if params.get("ticket_id"):
+            return None
+        if is_staff(self.request.user):
+            workflow_id = params.get("workflow_id")
+            return selectors.task_count(
+                status=params.get("status") or None, workflow_id=int(workflow_id) if workflow_id else None
+            )
+        user_id = caller_user_id(self.request.user)
+        if user_id is None or params.get("status") or params.get("workflow_id"):
+            return None
+        return selectors.tasks_assigned_to_count(user_id=user_id, limit=settings.API_EXACT_COUNT_LIMIT)
 
     def _respond(self, task: Task, http_status: int = status.HTTP_200_OK) -> Response:
         task = self.get_queryset().get(pk=task.pk)

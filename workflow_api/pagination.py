@@ -63,9 +63,10 @@ class KeysetPagination(DefaultPagination):
     `next` and `previous` carry a `cursor` (the last or first row's keys):
     the next page is an index range after it, never an OFFSET. `?page=`
     still works for the first `API_MAX_OFFSET_ROWS` rows; deeper, follow
-    `next`. `count` is exact up to `API_EXACT_COUNT_LIMIT` matching rows
-    (a count that stops there); above it, PostgreSQL's estimate of the rows
-    the list's query returns.
+    `next`. `count` is the view's `known_count()` when it has one (exact,
+    from kept counters); otherwise exact up to `API_EXACT_COUNT_LIMIT`
+    matching rows (a count that stops there) and, above it, PostgreSQL's
+    estimate of the rows the list's query returns.
     """
 
     cursor_query_param = "cursor"
@@ -74,7 +75,11 @@ class KeysetPagination(DefaultPagination):
         self.request = request
         self.page_size_now = self.get_page_size(request)
         self.ordering = tuple(view.keyset_ordering)
-        self.count = estimated_count(queryset)
+        # A view may know its count without counting rows (kept counters).
+        known = getattr(view, "known_count", None)
+        self.count = known() if known is not None else None
+        if self.count is None:
+            self.count = estimated_count(queryset)
         raw_cursor = request.query_params.get(self.cursor_query_param)
         forward, offset = True, 0
         if raw_cursor:

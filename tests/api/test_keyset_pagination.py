@@ -117,13 +117,25 @@ def test_count_is_exact_up_to_the_limit(staff, settings, agent_workflow):
     assert staff.get(TASKS).json()["count"] == 5
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="counts are kept on PostgreSQL")
+def test_staff_counts_by_status_and_workflow_stay_exact_above_the_limit(staff, settings, agent_workflow):
+    settings.API_EXACT_COUNT_LIMIT = 5
+    tasks = [make_task(agent_workflow, f"TX-{n}", [assignment(ASSIGNEE_ID)]) for n in range(8)]
+    for task in tasks[:6]:
+        task.update_user_status(ASSIGNEE_ID, "in_progress")
+
+    assert staff.get(TASKS, {"page_size": 3}).json()["count"] == 8
+    assert staff.get(TASKS, {"status": "in_progress"}).json()["count"] == 6
+    assert staff.get(TASKS, {"workflow_id": agent_workflow.pk, "status": "pending"}).json()["count"] == 2
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="estimates come from PostgreSQL's planner")
-def test_count_above_the_limit_is_an_estimate_and_never_below_the_limit(staff, settings, agent_workflow):
+def test_count_above_the_limit_is_an_estimate_and_never_below_the_limit(client_for, settings, agent_workflow):
     settings.API_EXACT_COUNT_LIMIT = 5
     for n in range(8):
-        make_task(agent_workflow, f"TX-{n}", [])
+        make_task(agent_workflow, f"TX-{n}", [assignment(ASSIGNEE_ID)])
 
-    body = staff.get(TASKS, {"page_size": 3}).json()
+    body = client_for(ASSIGNEE_ID).get(TASKS, {"page_size": 3, "status": "pending"}).json()
 
     assert body["count"] > 5
     assert len(body["results"]) == 3 and body["next"]
