@@ -102,8 +102,12 @@ HEALTH_CHECKS_PER_TICKET = 1
 # the target applies to round robin, the default.
 PIPELINE_STRATEGIES = {"pipeline": "round_robin", "pipeline_load_balanced": "load_balanced"}
 
+# The same page of 50 tasks with their users from values(), without DRF (bench.views).
+FLOOR_PATH = "/bench/floor/tasks/?page_size=50"
+
 TARGETS = {
     "pipeline_vs_insert_ratio_min": 0.40,
+    "list_vs_floor_ratio_min": 0.50,
     "latency_p99_ms_max": 25.0,
     "tts_calls_per_ticket": 1.0,
     "sql_queries_per_ticket_max": 12,
@@ -912,7 +916,8 @@ class Bench:
             "--workers",
             workers,
         ]
-        self.procs.start("gunicorn", argv, self.env)
+        # The service plus the benchmark's floor view (bench.urls); nothing else differs.
+        self.procs.start("gunicorn", argv, {**self.env, "DJANGO_SETTINGS_MODULE": "bench.settings"})
         headers = {**self.auth_headers(), "Host": "127.0.0.1"}
 
         def up() -> bool:
@@ -935,13 +940,21 @@ class Bench:
             "seconds_per_endpoint": seconds,
             "authenticated": "Authorization" in headers,
         }
-        for name, path in (("list_page_50", paths["list_path"]), ("detail", paths["detail_path"])):
+        endpoints = (
+            ("list_page_50", paths["list_path"]),
+            ("floor_page_50", FLOOR_PATH),
+            ("detail", paths["detail_path"]),
+        )
+        for name, path in endpoints:
             self.load(port, path, headers, clients, min(1.0, seconds))  # warm-up
             rest[name] = {"path": path, **self.load(port, path, headers, clients, seconds)}
             log(f"REST {name}: {rest[name]['per_second']:.0f} req/s, p99 {rest[name]['p99_ms']} ms")
         rest["list_page_50"]["queries_per_request"] = paths["list_queries_by_page_size"].get("50")
         rest["list_queries_by_page_size"] = paths["list_queries_by_page_size"]
         rest["detail"]["queries_per_request"] = paths["detail_queries"]
+        rest["list_vs_floor_ratio"] = round(
+            rest["list_page_50"]["per_second"] / rest["floor_page_50"]["per_second"], 2
+        )
         self.procs.stop("gunicorn")
         self.results["rest"] = rest
 
@@ -1035,6 +1048,15 @@ class Bench:
                 "<= 12 SQL queries per allocated ticket",
                 f"{sql} + {checks} health check{'s' if checks != 1 else ''} = {sql + checks}",
                 sql + checks <= TARGETS["sql_queries_per_ticket_max"],
+            )
+        )
+        floor = r["rest"]["list_vs_floor_ratio"]
+        lines.append(
+            (
+                "REST list page >= 50% of the values() floor's req/s",
+                f"{floor:.0%} ({r['rest']['list_page_50']['per_second']:.0f} / "
+                f"{r['rest']['floor_page_50']['per_second']:.0f})",
+                floor >= TARGETS["list_vs_floor_ratio_min"],
             )
         )
         by_size = r["rest"]["list_queries_by_page_size"]
