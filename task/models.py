@@ -1,4 +1,4 @@
-from datetime import UTC
+from datetime import UTC, datetime
 
 from django.db import models
 from django.db.models import Q
@@ -70,7 +70,13 @@ class Task(models.Model):
 
     @property
     def users(self) -> list[dict]:
-        """The spec's `users` list for the current step, read from the assignment rows."""
+        """The spec's `users` list for the current step, read from the assignment rows.
+
+        The API loads it for a whole page at once (task.selectors.load_users).
+        """
+        loaded = getattr(self, "_loaded_users", None)
+        if loaded is not None:
+            return loaded
         return [assignment.as_user_entry() for assignment in self.current_assignments]
 
     # The spec's methods. Reads work on this instance; writes go through the
@@ -108,6 +114,7 @@ class Task(models.Model):
         for field in ("status", "current_step", "updated_at"):
             setattr(self, field, getattr(updated, field))
         self.__dict__.pop("_prefetched_current_assignments", None)
+        self.__dict__.pop("_loaded_users", None)
         return self
 
 
@@ -177,19 +184,29 @@ class Assignment(models.Model):
     def __str__(self) -> str:
         return f"user {self.user_id} on task {self.task_id} ({self.status})"
 
+    # What a `users` entry is made of, in user_entry's order.
+    USER_ENTRY_FIELDS = ("user_id", "status", "assigned_on", "role", "username", "email")
+
     def as_user_entry(self) -> dict:
         """This assignment in the spec's `users` list shape."""
-        entry = {
-            "userID": self.user_id,
-            "status": self.status,
-            "assigned_on": self.assigned_on.astimezone(UTC).replace(microsecond=0).isoformat()[:-6] + "Z",
-            "role": self.role,
-        }
-        if self.username:
-            entry["username"] = self.username
-        if self.email:
-            entry["email"] = self.email
-        return entry
+        return user_entry(*(getattr(self, name) for name in self.USER_ENTRY_FIELDS))
+
+
+def user_entry(
+    user_id: int, status: str, assigned_on: datetime, role: str, username: str, email: str
+) -> dict:
+    """An assignment's values in the spec's `users` list shape."""
+    entry = {
+        "userID": user_id,
+        "status": status,
+        "assigned_on": assigned_on.astimezone(UTC).replace(microsecond=0).isoformat()[:-6] + "Z",
+        "role": role,
+    }
+    if username:
+        entry["username"] = username
+    if email:
+        entry["email"] = email
+    return entry
 
 
 class AssigneeLoad(models.Model):

@@ -3,7 +3,7 @@
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import Count, Exists, IntegerField, OuterRef, Prefetch, QuerySet, Subquery, Sum
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -17,8 +17,10 @@ from task.models import (
     TaskEvent,
     TaskStatusCount,
     UserAvailability,
+    user_entry,
 )
-from workflow.models import Roles, Steps
+from tickets.models import WorkflowTicket
+from workflow.models import Roles, Steps, Workflows
 
 
 def task_statistics() -> dict:
@@ -96,15 +98,34 @@ def tasks_assigned_to(queryset: QuerySet[Task], *, user_id: int) -> QuerySet[Tas
     return queryset.filter(Exists(Assignment.objects.filter(task=OuterRef("pk"), user_id=user_id)))
 
 
-def with_current_assignments(queryset: QuerySet[Task]) -> QuerySet[Task]:
-    """`queryset` with each task's current assignments loaded in one more query (Task.users reads them)."""
-    return queryset.prefetch_related(
-        Prefetch(
-            "assignments",
-            queryset=Assignment.objects.filter(is_current=True).order_by("pk"),
-            to_attr="_prefetched_current_assignments",
-        )
+def with_names(queryset: QuerySet[Task]) -> QuerySet[Task]:
+    """`queryset` with the names a task shows: ticket_subject, workflow_name, current_step_name/_role.
+
+    Values, not related objects: a page builds no ticket, workflow, step or
+    role instances. Subqueries rather than joins for the ticket and workflow,
+    so a count over `queryset` (which selects only keys) joins nothing.
+    """
+    return queryset.annotate(
+        ticket_subject=Subquery(WorkflowTicket.objects.filter(pk=OuterRef("ticket_id")).values("subject")),
+        workflow_name=Subquery(Workflows.objects.filter(pk=OuterRef("workflow_id")).values("name")),
+        current_step_name=F("current_step__name"),
+        current_step_role=F("current_step__role__name"),
     )
+
+
+def load_users(tasks: list[Task]) -> None:
+    """Give each task its `users` (Task.users), read for all of them in one query, as values."""
+    entries: dict[int, list[dict]] = {task.pk: [] for task in tasks}
+    if entries:
+        rows = (
+            Assignment.objects.filter(task_id__in=list(entries), is_current=True)
+            .order_by("pk")
+            .values_list("task_id", *Assignment.USER_ENTRY_FIELDS)
+        )
+        for task_id, *values in rows:
+            entries[task_id].append(user_entry(*values))
+    for task in tasks:
+        task._loaded_users = entries[task.pk]
 
 
 # --- Availability --------------------------------------------------------------

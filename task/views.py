@@ -55,10 +55,7 @@ class TaskFilter(filters.FilterSet):
 class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Tasks: read them, and drive them through their lifecycle with the actions below."""
 
-    # The ticket's raw payload is large and not part of a task's representation.
-    queryset = selectors.with_current_assignments(
-        Task.objects.select_related("ticket", "workflow", "current_step__role").defer("ticket__ticket_data")
-    )
+    queryset = selectors.with_names(Task.objects.all())
     serializer_class = TaskSerializer
     filterset_class = TaskFilter
     pagination_class = KeysetPagination
@@ -109,8 +106,19 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
             return None
         return selectors.tasks_assigned_to_count(user_id=user_id, limit=settings.API_EXACT_COUNT_LIMIT)
 
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        selectors.load_users(page)
+        return self.get_paginated_response(TaskSerializer(page, many=True).data)
+
+    def retrieve(self, request: Request, pk: str | None = None) -> Response:
+        task = self.get_object()
+        selectors.load_users([task])
+        return Response(TaskSerializer(task).data)
+
     def _respond(self, task: Task, http_status: int = status.HTTP_200_OK) -> Response:
         task = self.get_queryset().get(pk=task.pk)
+        selectors.load_users([task])
         return Response(TaskSerializer(task).data, status=http_status)
 
     @extend_schema(
