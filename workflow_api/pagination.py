@@ -196,8 +196,9 @@ class KeysetPagination(DefaultPagination):
     def get_paginated_response_schema(self, schema: dict) -> dict:
         response = super().get_paginated_response_schema(schema)
         response["properties"]["count"]["description"] = (
-            f"Matching results: exact up to {settings.API_EXACT_COUNT_LIMIT}; "
-            "above, PostgreSQL's estimate (may be off by a few percent)."
+            f"Matching results: exact up to {settings.API_EXACT_COUNT_LIMIT}, or where kept counts "
+            "answer (staff task lists filtered by status and workflow only); otherwise, above that, "
+            "PostgreSQL's estimate (may be off by a few percent)."
         )
         for name in ("next", "previous"):
             response["properties"][name]["description"] = f"The {name} page (a `cursor` link), or null."
