@@ -3,10 +3,13 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
-# Counts per (workflow, status) kept by statement-level triggers: one upsert
-# per statement whatever its row count, in the statement's transaction, for
-# every writer of task_task. Rows are changed in (workflow, status) order so
-# two statements never wait on each other's rows in opposite orders.
+# Counts per (workflow, status) kept by triggers, in the transaction of the
+# change, for every writer of task_task. Inserts and deletes: one upsert per
+# statement whatever its row count (bulk loads). Updates: per row, and only
+# when the status or workflow changes (the WHEN clause is checked without
+# calling the function, so saving updated_at costs nothing). Counter rows are
+# changed in (workflow, status) order so two changes never wait on each
+# other's rows in opposite orders.
 COUNT_TRIGGERS = """
 CREATE FUNCTION task_status_count_apply() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -16,24 +19,27 @@ BEGIN
         GROUP BY workflow_id, status ORDER BY workflow_id, status
         ON CONFLICT (workflow_id, status)
         DO UPDATE SET count = task_taskstatuscount.count + excluded.count;
-    ELSIF TG_OP = 'DELETE' THEN
+    ELSE
         UPDATE task_taskstatuscount AS c SET count = c.count - d.n
         FROM (
             SELECT workflow_id, status, count(*) AS n FROM task_old
             GROUP BY workflow_id, status ORDER BY workflow_id, status
         ) AS d
         WHERE c.workflow_id = d.workflow_id AND c.status = d.status;
-    ELSE
-        INSERT INTO task_taskstatuscount (workflow_id, status, count)
-        SELECT workflow_id, status, sum(n) FROM (
-            SELECT workflow_id, status, 1 AS n FROM task_new
-            UNION ALL
-            SELECT workflow_id, status, -1 AS n FROM task_old
-        ) AS changes
-        GROUP BY workflow_id, status HAVING sum(n) <> 0 ORDER BY workflow_id, status
-        ON CONFLICT (workflow_id, status)
-        DO UPDATE SET count = task_taskstatuscount.count + excluded.count;
     END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION task_status_count_move() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO task_taskstatuscount (workflow_id, status, count)
+    SELECT workflow_id, status, sum(n) FROM (
+        VALUES (OLD.workflow_id, OLD.status, -1), (NEW.workflow_id, NEW.status, 1)
+    ) AS changes (workflow_id, status, n)
+    GROUP BY workflow_id, status HAVING sum(n) <> 0 ORDER BY workflow_id, status
+    ON CONFLICT (workflow_id, status)
+    DO UPDATE SET count = task_taskstatuscount.count + excluded.count;
     RETURN NULL;
 END
 $$;
@@ -48,9 +54,10 @@ $$;
 CREATE TRIGGER task_status_count_insert AFTER INSERT ON task_task
     REFERENCING NEW TABLE AS task_new
     FOR EACH STATEMENT EXECUTE FUNCTION task_status_count_apply();
-CREATE TRIGGER task_status_count_update AFTER UPDATE ON task_task
-    REFERENCING OLD TABLE AS task_old NEW TABLE AS task_new
-    FOR EACH STATEMENT EXECUTE FUNCTION task_status_count_apply();
+CREATE TRIGGER task_status_count_update AFTER UPDATE OF status, workflow_id ON task_task
+    FOR EACH ROW
+    WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.workflow_id IS DISTINCT FROM NEW.workflow_id)
+    EXECUTE FUNCTION task_status_count_move();
 CREATE TRIGGER task_status_count_delete AFTER DELETE ON task_task
     REFERENCING OLD TABLE AS task_old
     FOR EACH STATEMENT EXECUTE FUNCTION task_status_count_apply();
@@ -69,6 +76,7 @@ DROP TRIGGER IF EXISTS task_status_count_update ON task_task;
 DROP TRIGGER IF EXISTS task_status_count_delete ON task_task;
 DROP TRIGGER IF EXISTS task_status_count_truncate ON task_task;
 DROP FUNCTION IF EXISTS task_status_count_apply();
+DROP FUNCTION IF EXISTS task_status_count_move();
 DROP FUNCTION IF EXISTS task_status_count_reset();
 """
 

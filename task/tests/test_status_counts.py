@@ -99,15 +99,19 @@ def test_statistics_equal_a_full_count_after_a_mixed_concurrent_workload(transac
     assert _statistics() == counted
 
 
-def test_statistics_follow_writes_that_bypass_the_services(db, workflow):
+def test_statistics_follow_writes_that_bypass_the_services(db, workflow, role):
+    other = make_workflow(name="Other", sub_category="VPN", steps=[role])
     tasks = [make_task(workflow, number=f"T{n}") for n in range(5)]
 
     Task.objects.filter(pk__in=[t.pk for t in tasks[:3]]).update(status=Task.Status.ON_HOLD)
+    Task.objects.filter(pk=tasks[3].pk).update(workflow=other, status=Task.Status.IN_PROGRESS)
+    Task.objects.filter(pk=tasks[0].pk).update(updated_at=tasks[0].updated_at)
     tasks[4].assignments.all().delete()
     tasks[4].delete()
 
     assert _statistics() == _full_count()
     assert _statistics()["by_status"]["on_hold"] == 3
+    assert _statistics()["by_workflow"][other.pk]["in_progress"] == 1
     assert _statistics()["total"] == 4
 
 
