@@ -37,8 +37,8 @@ STATUS_CYCLE = (
     Task.Status.COMPLETED,
     Task.Status.ON_HOLD,
 )
-# One ticket a minute and a half, the newest now: 1,000,000 tickets span about three years.
-TICKET_INTERVAL = timedelta(seconds=86.4)
+# Tickets a day by default, the newest now: 1,000,000 tickets span about three years.
+TICKETS_PER_DAY = 1000
 BATCH = 50_000
 
 
@@ -73,6 +73,7 @@ def seed_bench_data(
     users: int,
     assignees: int = 3,
     append: bool = False,
+    per_day: int = TICKETS_PER_DAY,
     progress: Callable[[int, int], None] | None = None,
 ) -> SeedResult:
     """Store `tasks` allocated tickets with tasks on the bench workflow, `assignees` of users 1..`users` each.
@@ -83,12 +84,13 @@ def seed_bench_data(
     rotation stands, as round robin over TTS listing 1..`users` does.
     Decision records say loads of 0: history is not replayed. One
     transaction: an interrupted run leaves nothing. Ends with VACUUM ANALYZE.
-    Raises SeedRefused when the database holds tasks and `append` is false.
+    Tickets arrive `per_day` a day, evenly, the newest now. Raises
+    SeedRefused when the database holds tasks and `append` is false.
     """
     if connection.vendor != "postgresql":
         raise SeedRefused("Bench data is loaded into PostgreSQL only")
-    if tasks < 1 or users < 1 or not 1 <= assignees <= users:
-        raise SeedRefused("Need tasks >= 1, users >= 1 and 1 <= assignees <= users")
+    if tasks < 1 or users < 1 or per_day < 1 or not 1 <= assignees <= users:
+        raise SeedRefused("Need tasks >= 1, users >= 1, per_day >= 1 and 1 <= assignees <= users")
     with transaction.atomic():
         if not append and Task.objects.exists():
             raise SeedRefused("The database already holds tasks; pass --append to add to them")
@@ -118,6 +120,7 @@ def seed_bench_data(
             first_task=first_task,
             cursor=_rotation_cursor(step.role.name),
             newest=now,
+            interval=timedelta(days=1) / per_day,
             record=decision.record(trigger="new_ticket"),
         )
         with connection.cursor() as cursor:
@@ -174,6 +177,7 @@ class _Plan:
     first_task: int
     cursor: int
     newest: object
+    interval: timedelta
     record: dict
 
     def _series(self, start: int, stop: int) -> tuple[str, list]:
@@ -191,7 +195,7 @@ class _Plan:
             self.first_task,
             self.newest,
             self.tasks,
-            TICKET_INTERVAL,
+            self.interval,
             statuses,
             self.cursor,
             self.assignees,

@@ -153,3 +153,12 @@ def test_a_database_holding_tasks_is_refused_unless_appending():
 def test_more_assignees_than_users_is_refused():
     with pytest.raises(CommandError):
         _seed("--tasks", "4", "--users", "2", "--assignees", "3")
+
+
+def test_tickets_arrive_per_day_as_asked_the_newest_last():
+    _seed("--tasks", "10", "--users", "3", "--per-day", "24")
+
+    created = list(Task.objects.order_by("task_id").values_list("created_at", flat=True))
+
+    assert created == sorted(created)
+    assert (created[-1] - created[0]).total_seconds() == 9 * 3600

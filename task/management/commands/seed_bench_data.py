@@ -16,8 +16,16 @@ class Command(BaseCommand):
         parser.add_argument("--users", type=int, required=True, help="Assignees are users 1..USERS.")
         parser.add_argument("--assignees", type=int, default=3, help="Assignees per task (default 3).")
         parser.add_argument("--append", action="store_true", help="Add to a database that holds tasks.")
+        parser.add_argument(
+            "--per-day",
+            type=int,
+            default=seeding.TICKETS_PER_DAY,
+            help=f"Tickets a day, the newest now (default {seeding.TICKETS_PER_DAY}).",
+        )
 
-    def handle(self, *args, tasks: int, users: int, assignees: int, append: bool, **options) -> None:
+    def handle(
+        self, *args, tasks: int, users: int, assignees: int, append: bool, per_day: int, **options
+    ) -> None:
         started = time.monotonic()
 
         def progress(done: int, total: int) -> None:
@@ -25,7 +33,12 @@ class Command(BaseCommand):
 
         try:
             result = seeding.seed_bench_data(
-                tasks=tasks, users=users, assignees=assignees, append=append, progress=progress
+                tasks=tasks,
+                users=users,
+                assignees=assignees,
+                append=append,
+                per_day=per_day,
+                progress=progress,
             )
         except seeding.SeedRefused as exc:
             raise CommandError(str(exc)) from None
