@@ -51,13 +51,18 @@ def table(results: dict, verdicts: list[tuple[str, str, bool]]) -> str:
         f"authenticated: {rest['authenticated']}):",
         f"  {'endpoint':<40}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'queries':>9}",
     ]
-    for name in ("list_page_50", "detail"):
+    for name in ("list_page_50", "floor_page_50", "detail"):
         entry = rest[name]
         rows.append(
             f"  {entry['path']:<40}{entry['per_second']:>8.0f}{entry['p50_ms']:>9.1f}{entry['p99_ms']:>9.1f}"
-            f"{entry['queries_per_request']!s:>9}"
+            f"{entry.get('queries_per_request', '')!s:>9}"
         )
+    rows.append(f"  list / floor (values(), no DRF): {rest['list_vs_floor_ratio']:.0%}")
     rows.append(f"  list queries by page size: {rest['list_queries_by_page_size']}")
+    if "scale" in results:
+        from bench import scale
+
+        rows += ["", scale.table(results["scale"])]
     rows += ["", "Targets:"]
     for target, measured, ok in verdicts:
         rows.append(f"  {'PASS' if ok else 'FAIL'}  {target:<52} {measured}")
@@ -73,9 +78,18 @@ def draw(results: dict, path: Path) -> None:
     thr = results["throughput"]
     lat = results["latency"]
     rest = results["rest"]
-    fig, (ax_thr, ax_lat, ax_rest) = plt.subplots(
-        1, 3, figsize=(16, 5), gridspec_kw={"width_ratios": [1, 1.4, 1]}
+    with_scale = "scale" in results
+    fig, axes = plt.subplots(
+        1,
+        4 if with_scale else 3,
+        figsize=(22 if with_scale else 16, 5),
+        gridspec_kw={"width_ratios": [1, 1.4, 1, 1.6] if with_scale else [1, 1.4, 1]},
     )
+    ax_thr, ax_lat, ax_rest = axes[:3]
+    if with_scale:
+        from bench import scale
+
+        scale.draw(results["scale"], axes[3])
 
     labels = ["no-op task", "one-INSERT task", "round robin", "load balanced"]
     values = [thr[k]["per_second_median"] for k in ("noop", "insert", "pipeline", "pipeline_load_balanced")]
@@ -96,15 +110,13 @@ def draw(results: dict, path: Path) -> None:
     ax_lat.set_title(f"Latency at low load ({lat['tickets']} tickets, one at a time)")
     ax_lat.legend()
 
-    names = ["list (page of 50)", "detail"]
-    rates = [rest["list_page_50"]["per_second"], rest["detail"]["per_second"]]
-    bars = ax_rest.bar(names, rates, color=["#8d6e63", "#ffa726"])
+    names = ["list (page of 50)", "floor (values())", "detail"]
+    keys = ("list_page_50", "floor_page_50", "detail")
+    rates = [rest[k]["per_second"] for k in keys]
+    bars = ax_rest.bar(names, rates, color=["#8d6e63", "#bdbdbd", "#ffa726"])
     ax_rest.bar_label(
         bars,
-        labels=[
-            f"{r:.0f}/s\np99 {rest[k]['p99_ms']:.0f} ms"
-            for r, k in zip(rates, ("list_page_50", "detail"), strict=True)
-        ],
+        labels=[f"{r:.0f}/s\np99 {rest[k]['p99_ms']:.0f} ms" for r, k in zip(rates, keys, strict=True)],
     )
     ax_rest.margins(y=0.2)
     ax_rest.set_ylabel("requests per second")
@@ -114,6 +126,27 @@ def draw(results: dict, path: Path) -> None:
     fig.suptitle(
         f"workflow_api benchmark {results['started_at']} - {machine['cpu_cores']} cores, "
         f"Python {machine['python']}, PostgreSQL {machine['postgresql']}"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def draw_scale(results: dict, path: Path) -> None:
+    """The chart of a scale-only run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bench import scale
+
+    fig, ax = plt.subplots(figsize=(10, 6))
+    scale.draw(results["scale"], ax)
+    machine = results["machine"]
+    fig.suptitle(
+        f"workflow_api scale benchmark {results['started_at']} - {machine['cpu_cores']} cores, "
+        f"PostgreSQL {machine['postgresql']}"
     )
     fig.tight_layout()
     fig.savefig(path, dpi=100)

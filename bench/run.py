@@ -2,6 +2,7 @@
 
     python -m bench.run            # full run (`make bench`, at most 10 minutes)
     python -m bench.run --quick    # small sizes, harness check (`make bench-quick`, CI)
+    python -m bench.run --scale    # read endpoints at 10,000 and 1,000,000 tasks (`make bench-scale`)
 
 Everything runs on 127.0.0.1: PostgreSQL (database `bench`, created and migrated
 here), Redis (db 5), the fake TTS over real HTTP, real `celery -A workflow_api
@@ -52,6 +53,8 @@ PROFILES = {
         "rest_tasks": 10_000,
         "rest_seconds": 8.0,
         "rest_clients": 8,
+        "scale_sizes": [10_000, 300_000],
+        "scale_requests": 30,
         "budget_seconds": 570,
     },
     "quick": {
@@ -63,7 +66,15 @@ PROFILES = {
         "rest_tasks": 2_000,
         "rest_seconds": 2.0,
         "rest_clients": 4,
-        "budget_seconds": 110,
+        "scale_sizes": [3_000, 30_000],
+        "scale_requests": 10,
+        "budget_seconds": 135,
+    },
+    # Only the read endpoints as the task table grows (`make bench-scale`, at most 25 minutes).
+    "scale": {
+        "scale_sizes": [10_000, 1_000_000],
+        "scale_requests": 30,
+        "budget_seconds": 1440,
     },
 }
 
@@ -91,8 +102,12 @@ HEALTH_CHECKS_PER_TICKET = 1
 # the target applies to round robin, the default.
 PIPELINE_STRATEGIES = {"pipeline": "round_robin", "pipeline_load_balanced": "load_balanced"}
 
+# The same page of 50 tasks with their users from values(), without DRF (bench.views).
+FLOOR_PATH = "/bench/floor/tasks/?page_size=50"
+
 TARGETS = {
     "pipeline_vs_insert_ratio_min": 0.40,
+    "list_vs_floor_ratio_min": 0.50,
     "latency_p99_ms_max": 25.0,
     "tts_calls_per_ticket": 1.0,
     "sql_queries_per_ticket_max": 12,
@@ -901,7 +916,8 @@ class Bench:
             "--workers",
             workers,
         ]
-        self.procs.start("gunicorn", argv, self.env)
+        # The service plus the benchmark's floor view (bench.urls); nothing else differs.
+        self.procs.start("gunicorn", argv, {**self.env, "DJANGO_SETTINGS_MODULE": "bench.settings"})
         headers = {**self.auth_headers(), "Host": "127.0.0.1"}
 
         def up() -> bool:
@@ -924,15 +940,62 @@ class Bench:
             "seconds_per_endpoint": seconds,
             "authenticated": "Authorization" in headers,
         }
-        for name, path in (("list_page_50", paths["list_path"]), ("detail", paths["detail_path"])):
+        endpoints = (
+            ("list_page_50", paths["list_path"]),
+            ("floor_page_50", FLOOR_PATH),
+            ("detail", paths["detail_path"]),
+        )
+        for name, path in endpoints:
             self.load(port, path, headers, clients, min(1.0, seconds))  # warm-up
             rest[name] = {"path": path, **self.load(port, path, headers, clients, seconds)}
             log(f"REST {name}: {rest[name]['per_second']:.0f} req/s, p99 {rest[name]['p99_ms']} ms")
         rest["list_page_50"]["queries_per_request"] = paths["list_queries_by_page_size"].get("50")
         rest["list_queries_by_page_size"] = paths["list_queries_by_page_size"]
         rest["detail"]["queries_per_request"] = paths["detail_queries"]
+        rest["list_vs_floor_ratio"] = round(
+            rest["list_page_50"]["per_second"] / rest["floor_page_50"]["per_second"], 2
+        )
         self.procs.stop("gunicorn")
         self.results["rest"] = rest
+
+    def run_scale(self) -> None:
+        from bench.scale import ScaleRun
+
+        sizes = self.cfg["scale_sizes"]
+        log(f"scale: read endpoints at {', '.join(f'{size:,}' for size in sizes)} tasks")
+        run = ScaleRun(self, sizes=sizes, requests=self.cfg["scale_requests"], log=log)
+        self.results["scale"] = run.run()
+
+    def execute_scale(self) -> int:
+        """Only the read endpoints as the task table grows."""
+        from bench import report, scale
+
+        started = time.time()
+        self.setup_django()
+        self.results["started_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        self.prepare_database()
+        self.results["machine"] = self.describe_machine()
+        self.start_fake_tts()
+        self.run_scale()
+        self.results["machine"]["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
+        self.results["duration_seconds"] = round(time.time() - started, 1)
+        verdicts = scale.verdicts(self.results["scale"])
+        self.results["verdicts"] = [{"target": t, "measured": m, "pass": ok} for t, m, ok in verdicts]
+        json_path, png_path = self.result_paths()
+        json_path.write_text(json.dumps(self.results, indent=2) + "\n")
+        report.draw_scale(self.results, png_path)
+        print(scale.table(self.results["scale"]))
+        print("\nTargets:")
+        for target, measured, ok in verdicts:
+            print(f"  {'PASS' if ok else 'FAIL'}  {target:<64} {measured}")
+        print(f"\nresults: {json_path.relative_to(ROOT)}\nchart:   {png_path.relative_to(ROOT)}")
+        return 0 if all(ok for _, _, ok in verdicts) else 1
+
+    def result_paths(self) -> tuple[Path, Path]:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        suffix = "-scale" if self.profile == "scale" else ""
+        return RESULTS_DIR / f"{stamp}{suffix}.json", RESULTS_DIR / f"{stamp}{suffix}.png"
 
     # --- machine ---
     def describe_machine(self) -> dict:
@@ -987,6 +1050,15 @@ class Bench:
                 sql + checks <= TARGETS["sql_queries_per_ticket_max"],
             )
         )
+        floor = r["rest"]["list_vs_floor_ratio"]
+        lines.append(
+            (
+                "REST list page >= 50% of the values() floor's req/s",
+                f"{floor:.0%} ({r['rest']['list_page_50']['per_second']:.0f} / "
+                f"{r['rest']['floor_page_50']['per_second']:.0f})",
+                floor >= TARGETS["list_vs_floor_ratio_min"],
+            )
+        )
         by_size = r["rest"]["list_queries_by_page_size"]
         constant = len(set(by_size.values())) == 1
         lines.append(
@@ -1014,16 +1086,14 @@ class Bench:
         self.run_cost()
         self.procs.stop("worker")
         self.run_rest()
+        self.run_scale()
         self.results["machine"]["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
         self.results["duration_seconds"] = round(time.time() - started, 1)
-        verdicts = self.verdicts()
-        self.results["verdicts"] = [{"target": t, "measured": m, "pass": ok} for t, m, ok in verdicts]
-        from bench import report
+        from bench import report, scale
 
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-        json_path = RESULTS_DIR / f"{stamp}.json"
-        png_path = RESULTS_DIR / f"{stamp}.png"
+        verdicts = self.verdicts() + scale.verdicts(self.results["scale"])
+        self.results["verdicts"] = [{"target": t, "measured": m, "pass": ok} for t, m, ok in verdicts]
+        json_path, png_path = self.result_paths()
         json_path.write_text(json.dumps(self.results, indent=2) + "\n")
         report.draw(self.results, png_path)
         print(report.table(self.results, verdicts))
@@ -1039,12 +1109,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="small sizes; exit 0 unless the harness breaks")
     parser.add_argument(
+        "--scale", action="store_true", help="only the read endpoints at 10,000 and 1,000,000 tasks"
+    )
+    parser.add_argument(
         "--private-redis",
         action="store_true",
         help="run a Redis of its own on a free 127.0.0.1 port instead of BENCH_BROKER_URL",
     )
     args = parser.parse_args(argv)
-    profile = "quick" if args.quick else "full"
+    profile = "quick" if args.quick else "scale" if args.scale else "full"
 
     def on_alarm(signum, frame):
         raise BenchTimeout(f"over the {PROFILES[profile]['budget_seconds']}s budget")
@@ -1059,7 +1132,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-logs-") as log_dir:
         bench = Bench(profile, Path(log_dir), private_redis=args.private_redis)
         try:
-            code = bench.execute()
+            code = bench.execute_scale() if profile == "scale" else bench.execute()
         except (BenchError, BenchTimeout, OSError, RedisError) as exc:
             log(f"FAILED: {exc}")
             for name in ("worker", "fake_tts", "gunicorn"):

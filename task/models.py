@@ -1,4 +1,4 @@
-from datetime import UTC
+from datetime import UTC, datetime
 
 from django.db import models
 from django.db.models import Q
@@ -65,7 +65,10 @@ class Task(models.Model):
             models.UniqueConstraint(fields=["ticket"], name="one_task_per_ticket"),
         ]
         indexes = [
-            models.Index(fields=["status"], name="task_status_idx"),
+            # The list's filters, each in the list's order (newest first): a page
+            # is an index range whatever the table's size.
+            models.Index(fields=["status", "-task_id"], name="task_status_idx"),
+            models.Index(fields=["workflow", "-task_id"], name="task_workflow_idx"),
             # The periodic check's question: open steps past their deadline, not escalated yet.
             models.Index(
                 fields=["step_due_at"],
@@ -101,7 +104,13 @@ class Task(models.Model):
 
     @property
     def users(self) -> list[dict]:
-        """The spec's `users` list for the current step, read from the assignment rows."""
+        """The spec's `users` list for the current step, read from the assignment rows.
+
+        The API loads it for a whole page at once (task.selectors.load_users).
+        """
+        loaded = getattr(self, "_loaded_users", None)
+        if loaded is not None:
+            return loaded
         return [assignment.as_user_entry() for assignment in self.current_assignments]
 
     # The spec's methods. Reads work on this instance; writes go through the
@@ -139,6 +148,7 @@ class Task(models.Model):
         for field in ("status", "current_step", "updated_at"):
             setattr(self, field, getattr(updated, field))
         self.__dict__.pop("_prefetched_current_assignments", None)
+        self.__dict__.pop("_loaded_users", None)
         return self
 
 
@@ -191,27 +201,46 @@ class Assignment(models.Model):
             models.Index(fields=["user_id", "-task"], name="assignment_user_task_idx"),
             # A user's open assignments.
             models.Index(fields=["user_id"], condition=Q(is_open=True), name="assignment_user_open_idx"),
-            # A role's assignments over time (the assignment report).
-            models.Index(fields=["role", "assigned_on"], name="assignment_role_time_idx"),
+            # A role's assignments over time, and those completed (the assignment
+            # report): index-only ranges, whatever the table's size.
+            models.Index(
+                fields=["role", "assigned_on"], include=["user_id", "id"], name="assignment_role_time_idx"
+            ),
+            models.Index(
+                fields=["role", "status_updated_on"],
+                include=["user_id", "id"],
+                condition=Q(status="completed"),
+                name="assignment_role_done_idx",
+            ),
             models.Index(fields=["task"], condition=Q(is_current=True), name="assignment_current_idx"),
         ]
 
     def __str__(self) -> str:
         return f"user {self.user_id} on task {self.task_id} ({self.status})"
 
+    # What a `users` entry is made of, in user_entry's order.
+    USER_ENTRY_FIELDS = ("user_id", "status", "assigned_on", "role", "username", "email")
+
     def as_user_entry(self) -> dict:
         """This assignment in the spec's `users` list shape."""
-        entry = {
-            "userID": self.user_id,
-            "status": self.status,
-            "assigned_on": self.assigned_on.astimezone(UTC).replace(microsecond=0).isoformat()[:-6] + "Z",
-            "role": self.role,
-        }
-        if self.username:
-            entry["username"] = self.username
-        if self.email:
-            entry["email"] = self.email
-        return entry
+        return user_entry(*(getattr(self, name) for name in self.USER_ENTRY_FIELDS))
+
+
+def user_entry(
+    user_id: int, status: str, assigned_on: datetime, role: str, username: str, email: str
+) -> dict:
+    """An assignment's values in the spec's `users` list shape."""
+    entry = {
+        "userID": user_id,
+        "status": status,
+        "assigned_on": assigned_on.astimezone(UTC).replace(microsecond=0).isoformat()[:-6] + "Z",
+        "role": role,
+    }
+    if username:
+        entry["username"] = username
+    if email:
+        entry["email"] = email
+    return entry
 
 
 class AssigneeLoad(models.Model):
@@ -231,6 +260,28 @@ class AssigneeLoad(models.Model):
 
     def __str__(self) -> str:
         return f"user {self.user_id} in {self.role}: {self.open_assignments} open"
+
+
+class TaskStatusCount(models.Model):
+    """How many tasks of a workflow are in a status, kept in the transaction that changes them.
+
+    Triggers on the task table (PostgreSQL, migration 0003) add and subtract
+    per statement, so every writer (services, admin, bulk loads) keeps it
+    exact; `workflow_statistics` reads these rows instead of counting tasks.
+    """
+
+    workflow = models.ForeignKey(Workflows, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=20, choices=Task.Status.choices)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "task status count"
+        constraints = [
+            models.UniqueConstraint(fields=["workflow", "status"], name="one_count_per_workflow_and_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"workflow {self.workflow_id} {self.status}: {self.count}"
 
 
 class UserAvailability(models.Model):

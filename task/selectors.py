@@ -2,7 +2,8 @@
 
 from datetime import datetime
 
-from django.db.models import Count, Exists, IntegerField, OuterRef, Prefetch, QuerySet, Subquery, Sum
+from django.db import connection
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -14,18 +15,33 @@ from task.models import (
     CandidateList,
     Task,
     TaskEvent,
+    TaskStatusCount,
     UserAvailability,
+    user_entry,
 )
-from workflow.models import Roles, Steps
+from tickets.models import WorkflowTicket
+from workflow.models import Roles, Steps, Workflows, WorkflowVersion
 
 
 def task_statistics() -> dict:
-    """Counts of tasks by status, overall and per workflow."""
-    rows = (
-        Task.objects.order_by()
-        .values("workflow_id", "workflow__name", "status")
-        .annotate(count=Count("task_id"))
-    )
+    """Counts of tasks by status, overall and per workflow; exact.
+
+    On PostgreSQL they are read from TaskStatusCount (a row per workflow and
+    status, kept by triggers in the transaction of every change), so the cost
+    does not grow with the number of tasks; elsewhere they are counted.
+    """
+    if connection.vendor == "postgresql":
+        rows = (
+            TaskStatusCount.objects.filter(count__gt=0)
+            .order_by()
+            .values("workflow_id", "workflow__name", "status", "count")
+        )
+    else:
+        rows = (
+            Task.objects.order_by()
+            .values("workflow_id", "workflow__name", "status")
+            .annotate(count=Count("task_id"))
+        )
     by_status = {value: 0 for value in Task.Status.values}
     by_workflow: dict[int, dict] = {}
     for row in rows:
@@ -48,6 +64,31 @@ def task_statistics() -> dict:
     }
 
 
+def task_count(*, status: str | None = None, workflow_id: int | None = None) -> int | None:
+    """How many tasks have this status and workflow (either may be None: any), exact, from the kept counts.
+
+    None where counts are not kept (not PostgreSQL).
+    """
+    if connection.vendor != "postgresql":
+        return None
+    rows = TaskStatusCount.objects.all()
+    if status is not None:
+        rows = rows.filter(status=status)
+    if workflow_id is not None:
+        rows = rows.filter(workflow_id=workflow_id)
+    return rows.aggregate(total=Sum("count"))["total"] or 0
+
+
+def tasks_assigned_to_count(*, user_id: int, limit: int) -> int | None:
+    """How many tasks the user holds or held an assignment on, if at most `limit`; else None.
+
+    Read from the assignments' (user_id, task) index alone: no task row is visited.
+    """
+    ids = Assignment.objects.filter(user_id=user_id).order_by().values("task_id").distinct()
+    count = ids[: limit + 1].count()
+    return count if count <= limit else None
+
+
 def tasks_assigned_to(queryset: QuerySet[Task], *, user_id: int) -> QuerySet[Task]:
     """The tasks among `queryset` on which the user holds or held an assignment, on any step.
 
@@ -57,15 +98,38 @@ def tasks_assigned_to(queryset: QuerySet[Task], *, user_id: int) -> QuerySet[Tas
     return queryset.filter(Exists(Assignment.objects.filter(task=OuterRef("pk"), user_id=user_id)))
 
 
-def with_current_assignments(queryset: QuerySet[Task]) -> QuerySet[Task]:
-    """`queryset` with each task's current assignments loaded in one more query (Task.users reads them)."""
-    return queryset.prefetch_related(
-        Prefetch(
-            "assignments",
-            queryset=Assignment.objects.filter(is_current=True).order_by("pk"),
-            to_attr="_prefetched_current_assignments",
-        )
+def with_names(queryset: QuerySet[Task]) -> QuerySet[Task]:
+    """`queryset` with the names a task shows: ticket_subject, workflow_name (and version's number),
+    current_step_name/_role.
+
+    Values, not related objects: a page builds no ticket, workflow, step or
+    role instances. Subqueries rather than joins for the ticket and workflow,
+    so a count over `queryset` (which selects only keys) joins nothing.
+    """
+    return queryset.annotate(
+        ticket_subject=Subquery(WorkflowTicket.objects.filter(pk=OuterRef("ticket_id")).values("subject")),
+        workflow_name=Subquery(Workflows.objects.filter(pk=OuterRef("workflow_id")).values("name")),
+        workflow_version_number=Subquery(
+            WorkflowVersion.objects.filter(pk=OuterRef("workflow_version_id")).values("number")
+        ),
+        current_step_name=F("current_step__name"),
+        current_step_role=F("current_step__role__name"),
     )
+
+
+def load_users(tasks: list[Task]) -> None:
+    """Give each task its `users` (Task.users), read for all of them in one query, as values."""
+    entries: dict[int, list[dict]] = {task.pk: [] for task in tasks}
+    if entries:
+        rows = (
+            Assignment.objects.filter(task_id__in=list(entries), is_current=True)
+            .order_by("pk")
+            .values_list("task_id", *Assignment.USER_ENTRY_FIELDS)
+        )
+        for task_id, *values in rows:
+            entries[task_id].append(user_entry(*values))
+    for task in tasks:
+        task._loaded_users = entries[task.pk]
 
 
 # --- Availability --------------------------------------------------------------

@@ -1,4 +1,5 @@
 import django_filters
+from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -29,6 +30,7 @@ from task.serializers import (
 )
 from task.tts import MAX_USER_ID
 from workflow_api import filters
+from workflow_api.pagination import KeysetPagination
 from workflow_api.permissions import IsStaff, actor_id, caller_user_id, is_staff
 from workflow_api.schema import ERROR
 
@@ -64,14 +66,12 @@ class TaskFilter(filters.FilterSet):
 class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Tasks: read them, and drive them through their lifecycle with the actions below."""
 
-    # The ticket's raw payload is large and not part of a task's representation.
-    queryset = selectors.with_current_assignments(
-        Task.objects.select_related("ticket", "workflow", "workflow_version", "current_step__role").defer(
-            "ticket__ticket_data"
-        )
-    )
+    queryset = selectors.with_names(Task.objects.all())
     serializer_class = TaskSerializer
     filterset_class = TaskFilter
+    pagination_class = KeysetPagination
+    # Newest first; every filter has an index in this order (task.models).
+    keyset_ordering = ("-task_id",)
     # Everything but reading one's own tasks and updating one's own status is staff work.
     staff_actions = frozenset(
         {
@@ -99,8 +99,38 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
             return queryset.none()
         return selectors.tasks_assigned_to(queryset, user_id=user_id)
 
+    def known_count(self) -> int | None:
+        """The list's exact count without counting tasks, when its filters allow; else None.
+
+        Staff filtering by status and workflow only: the kept counts. Others
+        without filters: their assignments' index.
+        """
+        params = self.request.query_params
+        if params.get("ticket_id") or params.get("overdue"):
+            return None
+        if is_staff(self.request.user):
+            workflow_id = params.get("workflow_id")
+            return selectors.task_count(
+                status=params.get("status") or None, workflow_id=int(workflow_id) if workflow_id else None
+            )
+        user_id = caller_user_id(self.request.user)
+        if user_id is None or params.get("status") or params.get("workflow_id"):
+            return None
+        return selectors.tasks_assigned_to_count(user_id=user_id, limit=settings.API_EXACT_COUNT_LIMIT)
+
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        selectors.load_users(page)
+        return self.get_paginated_response(TaskSerializer(page, many=True).data)
+
+    def retrieve(self, request: Request, pk: str | None = None) -> Response:
+        task = self.get_object()
+        selectors.load_users([task])
+        return Response(TaskSerializer(task).data)
+
     def _respond(self, task: Task, http_status: int = status.HTTP_200_OK) -> Response:
         task = self.get_queryset().get(pk=task.pk)
+        selectors.load_users([task])
         return Response(TaskSerializer(task).data, status=http_status)
 
     @extend_schema(

@@ -49,6 +49,8 @@ class WorkflowTicket(models.Model):
         verbose_name = "ticket"
         verbose_name_plural = "tickets"
         indexes = [
+            # The list's order: a page (and a cursor's next page) is an index range.
+            models.Index(fields=["-created_at", "-id"], name="ticket_list_idx"),
             models.Index(fields=["is_task_allocated", "allocation_error"], name="ticket_pending_idx"),
             models.Index(
                 fields=["created_at"],

@@ -4,6 +4,7 @@ from rest_framework import viewsets
 from tickets.models import WorkflowTicket
 from tickets.serializers import WorkflowTicketSerializer, WorkflowTicketSummarySerializer
 from workflow_api import filters
+from workflow_api.pagination import KeysetPagination
 from workflow_api.permissions import IsStaff
 
 
@@ -32,6 +33,9 @@ class WorkflowTicketViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = WorkflowTicketSerializer
     filterset_class = TicketFilter
     permission_classes = [IsStaff]
+    pagination_class = KeysetPagination
+    # Newest first, as the model orders them; served by ticket_list_idx.
+    keyset_ordering = ("-created_at", "-id")
 
     def get_queryset(self):
         queryset = super().get_queryset()

@@ -214,6 +214,10 @@ API_THROTTLE_EXEMPT = ["workflow_api.throttling.caller_is_staff"]
 
 API_PAGE_SIZE = env.int("API_PAGE_SIZE", default=50)
 API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", default=200)
+# Task and ticket lists: `count` is exact up to this many results, an estimate
+# above; `?page=` reaches this many results, `next` links go further.
+API_EXACT_COUNT_LIMIT = env.int("API_EXACT_COUNT_LIMIT", default=10_000)
+API_MAX_OFFSET_ROWS = env.int("API_MAX_OFFSET_ROWS", default=10_000)
 
 # Request bodies here are small JSON documents; anything bigger is refused with 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
