@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.http import HttpRequest
 
 from workflow import services
 from workflow.models import Roles, Steps, Workflows
@@ -16,13 +17,13 @@ class RolesAdmin(admin.ModelAdmin):
 class StepsInlineFormSet(forms.BaseInlineFormSet):
     def clean(self) -> None:
         super().clean()
-        if self.instance.status != Workflows.Status.DEPLOYED:
-            return
         kept = [
             form for form in self.forms if form.cleaned_data and not form.cleaned_data.get("DELETE", False)
         ]
-        if not kept:
-            raise ValidationError("A workflow with no steps cannot be deployed.")
+        try:
+            services.workflow_check_deployable(status=self.instance.status, step_count=len(kept))
+        except errors.InvalidInput as exc:
+            raise ValidationError(exc.message) from exc
 
 
 class StepsInline(admin.TabularInline):
@@ -55,6 +56,11 @@ class StepsAdmin(admin.ModelAdmin):
     list_display = ["step_id", "workflow", "order", "name", "role", "assignment_strategy", "max_assignees"]
     list_filter = ["workflow", "role", "assignment_strategy"]
     ordering = ["workflow", "order"]
+    autocomplete_fields = ["role"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Steps | None = None) -> list[str]:
+        # A step stays in its workflow (workflow.services.step_check_workflow).
+        return ["workflow"] if obj is not None else []
 
     def has_delete_permission(self, request, obj: Steps | None = None) -> bool:
         # The last step of a deployed workflow stays, or the workflow would have none.

@@ -1,7 +1,9 @@
 from django.utils import timezone
 from rest_framework import serializers
 
+from workflow import services
 from workflow.models import Roles, Steps, Workflows
+from workflow_api import errors
 from workflow_api.fields import ModelSerializer
 
 
@@ -32,9 +34,10 @@ class StepSerializer(ModelSerializer):
         read_only_fields = ["step_id"]
 
     def validate_workflow(self, workflow: Workflows) -> Workflows:
-        # Moving a step could leave its deployed workflow without steps; create a new one instead.
-        if self.instance is not None and workflow.pk != self.instance.workflow_id:
-            raise serializers.ValidationError("A step cannot move to another workflow.")
+        try:
+            services.step_check_workflow(step=self.instance, workflow_id=workflow.pk)
+        except errors.InvalidInput as exc:
+            raise serializers.ValidationError(exc.message) from exc
         return workflow
 
 
@@ -61,12 +64,12 @@ class WorkflowSerializer(ModelSerializer):
 
     def validate(self, attrs: dict) -> dict:
         status = attrs.get("status", self.instance.status if self.instance else None)
-        if status == Workflows.Status.DEPLOYED and (
-            self.instance is None or not self.instance.steps.exists()
-        ):
-            raise serializers.ValidationError(
-                {"status": ["A workflow with no steps cannot be deployed; add steps first."]}
-            )
+        # Steps are added through their own endpoint, after the workflow exists.
+        step_count = self.instance.steps.count() if self.instance is not None else 0
+        try:
+            services.workflow_check_deployable(status=status, step_count=step_count)
+        except errors.InvalidInput as exc:
+            raise serializers.ValidationError({exc.field: [exc.message]}) from exc
         return attrs
 
 
