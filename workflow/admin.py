@@ -1,6 +1,8 @@
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Count
 from django.http import HttpRequest
 
 from workflow import services
@@ -8,10 +10,20 @@ from workflow.models import Roles, Steps, Workflows
 from workflow_api import errors
 
 
+def _warn(request: HttpRequest, warnings: list[str]) -> None:
+    for warning in warnings:
+        messages.warning(request, warning)
+
+
 @admin.register(Roles)
 class RolesAdmin(admin.ModelAdmin):
     list_display = ["role_id", "name", "description", "updated_at"]
     search_fields = ["name"]
+
+    def save_model(self, request: HttpRequest, obj: Roles, form: forms.ModelForm, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if not change or "name" in form.changed_data:
+            _warn(request, services.role_warnings(role=obj))
 
 
 class StepsInlineFormSet(forms.BaseInlineFormSet):
@@ -33,27 +45,52 @@ class StepsInline(admin.TabularInline):
     ordering = ["order"]
     fields = ["order", "name", "role", "assignment_strategy", "max_assignees", "description", "instruction"]
     autocomplete_fields = ["role"]
+    # Narrow widgets keep the table within a 1,366 px screen.
+    formfield_overrides = {
+        models.TextField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 22})},
+        models.CharField: {"widget": forms.TextInput(attrs={"size": 18})},
+        models.PositiveIntegerField: {"widget": forms.NumberInput(attrs={"style": "width: 4em"})},
+        models.PositiveSmallIntegerField: {"widget": forms.NumberInput(attrs={"style": "width: 4em"})},
+    }
+
+    class Media:
+        # Numbers each new row after the highest order on the page (no inline script: CSP).
+        js = ["workflow/step_order.js"]
 
 
 @admin.register(Workflows)
 class WorkflowsAdmin(admin.ModelAdmin):
-    list_display = [
-        "workflow_id",
-        "name",
-        "department",
-        "category",
-        "sub_category",
-        "status",
-        "is_published",
-    ]
+    # Few columns, so the list fits 1,366 px.
+    list_display = ["workflow_id", "name", "route", "live", "step_count", "status"]
+    list_display_links = ["workflow_id", "name"]
     list_filter = ["status", "is_published", "department"]
     search_fields = ["name", "department", "category", "sub_category"]
     inlines = [StepsInline]
 
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).annotate(step_total=Count("steps"))
+
+    @admin.display(description="route (department / category / sub category)")
+    def route(self, workflow: Workflows) -> str:
+        return f"{workflow.department} / {workflow.category} / {workflow.sub_category or '(any: catch-all)'}"
+
+    @admin.display(description="live", boolean=True)
+    def live(self, workflow: Workflows) -> bool:
+        return services.is_live(workflow)
+
+    @admin.display(description="steps", ordering="step_total")
+    def step_count(self, workflow: Workflows) -> int:
+        return workflow.step_total
+
+    def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: list, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        _warn(request, services.workflow_warnings(workflow=form.instance))
+
 
 @admin.register(Steps)
 class StepsAdmin(admin.ModelAdmin):
-    list_display = ["step_id", "workflow", "order", "name", "role", "assignment_strategy", "max_assignees"]
+    list_display = ["step_id", "workflow", "order", "name", "role", "assignment_strategy"]
+    list_select_related = ["workflow", "role"]
     list_filter = ["workflow", "role", "assignment_strategy"]
     ordering = ["workflow", "order"]
     autocomplete_fields = ["role"]

@@ -2,8 +2,12 @@
 
 from django.db import transaction
 
-from workflow.models import Steps, Workflows
+from task import tts
+from workflow.models import Roles, Steps, Workflows
 from workflow_api import errors
+
+# Seconds an admin page waits for TTS before saying it could not tell.
+ROLE_CHECK_TIMEOUT = 2.0
 
 
 def workflow_check_deployable(*, status: str, step_count: int) -> None:
@@ -82,3 +86,22 @@ def workflow_warnings(*, workflow: Workflows) -> list[str]:
 def is_live(workflow: Workflows) -> bool:
     """Whether tickets can match the workflow: published and deployed."""
     return workflow.is_published and workflow.status == Workflows.Status.DEPLOYED
+
+
+def role_warnings(*, role: Roles) -> list[str]:
+    """What TTS says against a role's name, asked with a short timeout; never blocks a save.
+
+    TTS answers a role it does not know with an empty list, exactly as a known
+    role without users, so the warning says both.
+    """
+    try:
+        user_ids = tts.get_role_user_ids(role.name, timeout=ROLE_CHECK_TIMEOUT)
+    except errors.DependencyUnavailable as exc:
+        return [f"Could not check role {role.name!r} with TTS ({exc.message}); allocation will ask again."]
+    if not user_ids:
+        return [
+            f"TTS lists no users for role {role.name!r}: either it has no users, or TTS does not know "
+            "a role by exactly this name (capitals count). Tickets reaching its steps will fail "
+            "with no_users."
+        ]
+    return []
