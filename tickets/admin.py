@@ -1,12 +1,17 @@
 import json
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
-from django.urls import reverse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.http import urlencode
 from django.utils.text import Truncator
+from django.utils.timesince import timesince
 
-from tickets import services, tasks
+from tickets import selectors, services, tasks
 from tickets.models import RedeliveredMessage, WorkflowTicket
 
 
@@ -51,6 +56,35 @@ class WorkflowTicketAdmin(admin.ModelAdmin):
     @admin.display(description="Raw payload")
     def pretty_ticket_data(self, ticket: WorkflowTicket) -> str:
         return format_html("<pre>{}</pre>", json.dumps(ticket.ticket_data, indent=2, ensure_ascii=False))
+
+    def get_urls(self) -> list:
+        return [
+            path(
+                "unallocated/",
+                self.admin_site.admin_view(self.unallocated_view),
+                name="tickets_workflowticket_unallocated",
+            ),
+            *super().get_urls(),
+        ]
+
+    def unallocated_view(self, request: HttpRequest) -> TemplateResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        now = timezone.now()
+        reasons = selectors.unallocated_by_reason(now=now)
+        for entry in reasons:
+            entry["age"] = timesince(entry["oldest"], now)
+            entry["query"] = urlencode(
+                {"is_task_allocated__exact": "0", "allocation_error__exact": entry["reason"]}
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Unallocated tickets by reason",
+            "reasons": reasons,
+            "total": sum(entry["count"] for entry in reasons),
+        }
+        return TemplateResponse(request, "admin/tickets/workflowticket/unallocated.html", context)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         # Tickets come from producers, through tickets.tasks.receive_ticket.

@@ -1,13 +1,20 @@
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.db.models import Count
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
 
-from workflow import services
+from task import selectors as task_selectors
+from workflow import selectors, services
 from workflow.models import Roles, Steps, Workflows
 from workflow_api import errors
+
+# How many coming decisions the workload page shows per step.
+WORKLOAD_LOOKAHEAD = 5
 
 
 def _warn(request: HttpRequest, warnings: list[str]) -> None:
@@ -15,10 +22,53 @@ def _warn(request: HttpRequest, warnings: list[str]) -> None:
         messages.warning(request, warning)
 
 
+def _page(request: HttpRequest, model_admin: admin.ModelAdmin, template: str, **context) -> TemplateResponse:
+    return TemplateResponse(
+        request,
+        template,
+        {**model_admin.admin_site.each_context(request), "opts": model_admin.opts, **context},
+    )
+
+
 @admin.register(Roles)
 class RolesAdmin(admin.ModelAdmin):
-    list_display = ["role_id", "name", "description", "updated_at"]
+    list_display = ["role_id", "name", "description", "workload_link", "updated_at"]
     search_fields = ["name"]
+
+    @admin.display(description="workload")
+    def workload_link(self, role: Roles) -> str:
+        return format_html(
+            '<a href="{}">workload</a>', reverse("admin:workflow_roles_workload", args=[role.pk])
+        )
+
+    def get_urls(self) -> list:
+        return [
+            path(
+                "<int:role_id>/workload/",
+                self.admin_site.admin_view(self.workload_view),
+                name="workflow_roles_workload",
+            ),
+            *super().get_urls(),
+        ]
+
+    def workload_view(self, request: HttpRequest, role_id: int) -> TemplateResponse:
+        role = Roles.objects.filter(pk=role_id).first()
+        if role is None:
+            raise Http404(f"Role {role_id} does not exist")
+        if not self.has_view_permission(request, role):
+            raise PermissionDenied
+        workload = task_selectors.role_workload(
+            role=role, count=WORKLOAD_LOOKAHEAD, tts_timeout=services.ROLE_CHECK_TIMEOUT
+        )
+        return _page(
+            request,
+            self,
+            "admin/workflow/roles/workload.html",
+            title=f"Workload of role {role.name}",
+            role=role,
+            workload=workload,
+            lookahead=WORKLOAD_LOOKAHEAD,
+        )
 
     def save_model(self, request: HttpRequest, obj: Roles, form: forms.ModelForm, change: bool) -> None:
         super().save_model(request, obj, form, change)
@@ -58,6 +108,12 @@ class StepsInline(admin.TabularInline):
         js = ["workflow/step_order.js"]
 
 
+class RoutingTesterForm(forms.Form):
+    department = forms.CharField(required=False, max_length=150)
+    category = forms.CharField(required=False, max_length=150)
+    sub_category = forms.CharField(required=False, max_length=150, help_text="Blank for none.")
+
+
 @admin.register(Workflows)
 class WorkflowsAdmin(admin.ModelAdmin):
     # Few columns, so the list fits 1,366 px.
@@ -81,6 +137,35 @@ class WorkflowsAdmin(admin.ModelAdmin):
     @admin.display(description="steps", ordering="step_total")
     def step_count(self, workflow: Workflows) -> int:
         return workflow.step_total
+
+    def get_urls(self) -> list:
+        return [
+            path(
+                "routing-tester/",
+                self.admin_site.admin_view(self.routing_tester_view),
+                name="workflow_workflows_routing_tester",
+            ),
+            *super().get_urls(),
+        ]
+
+    def routing_tester_view(self, request: HttpRequest) -> TemplateResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        form = RoutingTesterForm(request.GET or None)
+        found = first_step = None
+        if form.is_valid():
+            found = selectors.match_workflow(**form.cleaned_data)
+            if found.workflow is not None:
+                first_step = selectors.workflow_first_step(workflow=found.workflow)
+        return _page(
+            request,
+            self,
+            "admin/workflow/workflows/routing_tester.html",
+            title="Routing tester: which workflow would a ticket get?",
+            form=form,
+            found=found,
+            first_step=first_step,
+        )
 
     def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: list, change: bool) -> None:
         super().save_related(request, form, formsets, change)

@@ -119,3 +119,33 @@ class AssignmentReportSerializer(serializers.Serializer):
     until = serializers.DateTimeField()
     users = AssignmentReportUserSerializer(many=True)
     spread = serializers.IntegerField(help_text="Most minus fewest assignments received, among the users.")
+
+
+# --- Routing tester ----------------------------------------------------------------
+
+
+class WorkflowMatchQuerySerializer(serializers.Serializer):
+    department = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="The ticket's department."
+    )
+    category = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="The ticket's category."
+    )
+    sub_category = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="The ticket's sub category; blank for none.",
+    )
+
+
+class WorkflowMatchSerializer(serializers.Serializer):
+    match = serializers.ChoiceField(
+        choices=["exact", "fallback", "none"],
+        help_text=(
+            "exact: a live workflow with the ticket's department, category and sub category; fallback: "
+            "none has its sub category, so the department and category's catch-all (blank sub category) "
+            "or else their oldest live workflow; none: the ticket would fail with no_workflow."
+        ),
+    )
+    workflow = WorkflowSerializer(allow_null=True, help_text="The workflow the ticket would get, or null.")
