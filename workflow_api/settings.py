@@ -227,11 +227,16 @@ CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "workflow_api",
-    "DESCRIPTION": "Workflows, tickets and the tasks created for them. "
-    "Authenticate with `Authorization: Bearer <JWT>`, the `access_token` cookie, or a Django session.",
+    "DESCRIPTION": "Workflows, tickets and the tasks created for them. Every operation needs a caller: "
+    "`Authorization: Bearer <JWT>` (Authorize, bearerAuth; locally "
+    "`.venv/bin/python manage.py mint_dev_token --user-id 3 [--admin]` prints one), the `access_token` "
+    "cookie, or a Django admin session. Lists are pages: `{count, next, previous, results}`.",
     "VERSION": "1.0.0",
-    # The schema describes the API, not public information: same rule as the API itself.
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # The API's shape is no secret, and every operation in it still needs a token:
+    # a frontend developer holding only a JWT opens the docs and authorizes there.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    # No authentication on these two views: a stale cookie or token cannot turn them into a 401.
+    "SERVE_AUTHENTICATION": [],
     "SERVE_INCLUDE_SCHEMA": False,
     # Swagger UI from the service's own static files: no CDN needed to read the docs.
     "SWAGGER_UI_DIST": "SIDECAR",
