@@ -33,6 +33,7 @@ def _page(request: HttpRequest, model_admin: admin.ModelAdmin, template: str, **
 @admin.register(Roles)
 class RolesAdmin(admin.ModelAdmin):
     list_display = ["role_id", "name", "description", "workload_link", "updated_at"]
+    list_display_links = ["role_id", "name"]
     search_fields = ["name"]
 
     @admin.display(description="workload")
@@ -93,12 +94,13 @@ class StepsInline(admin.TabularInline):
     formset = StepsInlineFormSet
     extra = 0
     ordering = ["order"]
-    fields = ["order", "name", "role", "assignment_strategy", "max_assignees", "description", "instruction"]
+    # The table keeps to what orders and assigns the steps, so it fits a 1,366 px
+    # screen; each step's description and instruction are on its own page (the link).
+    fields = ["order", "name", "role", "assignment_strategy", "max_assignees"]
     autocomplete_fields = ["role"]
-    # Narrow widgets keep the table within a 1,366 px screen.
+    show_change_link = True
     formfield_overrides = {
-        models.TextField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 22})},
-        models.CharField: {"widget": forms.TextInput(attrs={"size": 18})},
+        models.CharField: {"widget": forms.TextInput(attrs={"size": 24})},
         models.PositiveIntegerField: {"widget": forms.NumberInput(attrs={"style": "width: 4em"})},
         models.PositiveSmallIntegerField: {"widget": forms.NumberInput(attrs={"style": "width: 4em"})},
     }
