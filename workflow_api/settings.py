@@ -245,6 +245,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "workflow_api.schema.describe_fields",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "TaskStatusEnum": "task.models.Task.Status",
         "UserStatusEnum": "task.models.Task.UserStatus",

@@ -89,3 +89,14 @@ def test_the_task_component_documents_ticket_id_and_ticket_number(schema):
 
     assert "database id" in properties["ticket_id"]["description"]
     assert "producer" in properties["ticket_number"]["description"]
+
+
+def test_every_field_of_every_component_is_described(schema):
+    undescribed = [
+        f"{name}.{field}"
+        for name, component in schema["components"]["schemas"].items()
+        for field, property_schema in (component.get("properties") or {}).items()
+        if not property_schema.get("description")
+    ]
+
+    assert undescribed == []
