@@ -229,6 +229,13 @@ class UserAvailabilityForm(forms.ModelForm):
     class Meta:
         model = UserAvailability
         fields = ["user_id", "status", "until", "max_open_assignments"]
+        help_texts = {
+            "user_id": "The user's id, as TTS lists users.",
+            "status": (
+                "Available: takes new work. Away: gets new work only when nobody available in the role "
+                "is eligible. Unavailable: gets none, and their not-started assignments move to others."
+            ),
+        }
 
     def clean_user_id(self) -> int:
         user_id = self.cleaned_data["user_id"]

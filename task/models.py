@@ -205,16 +205,8 @@ class UserAvailability(models.Model):
         AWAY = "away", "Away"
         UNAVAILABLE = "unavailable", "Unavailable"
 
-    user_id = models.BigIntegerField(primary_key=True, help_text="The user's id, as TTS lists users.")
-    status = models.CharField(
-        max_length=20,
-        choices=Status.choices,
-        default=Status.AVAILABLE,
-        help_text=(
-            "Available: takes new work. Away: gets new work only when nobody available in the role is "
-            "eligible. Unavailable: gets none, and their not-started assignments move to others."
-        ),
-    )
+    user_id = models.BigIntegerField(primary_key=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.AVAILABLE)
     until = models.DateTimeField(
         null=True, blank=True, help_text="After this moment the user counts as available again."
     )
