@@ -1,11 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from workflow_api import docs, health
+from workflow_api import docs, health, metrics
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("health/", health.health, name="health"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("tasks/api/", include("task.urls")),
     path("tickets/api/", include("tickets.urls")),
     path("workflow/api/", include("workflow.urls")),
