@@ -126,3 +126,35 @@ def test_admin_configures_deploys_fixes_a_failed_ticket_and_opens_its_task(brows
         browser.open("/admin/task/task/")
         assert "TX-BROWSER" in browser.visible("#result_list").text
         assert browser.horizontal_overflow() == 0, "the task list is wider than 1,366 px"
+
+
+def test_operator_pages_answer_and_fit_the_screen(browser, tts, role):
+    from conftest import make_workflow
+
+    User.objects.create_superuser("ops", "ops@example.com", PASSWORD)
+    make_workflow(name="Catch-all", steps=[role])
+    tts.role(role.name, [3, 6, 7])
+
+    with browser.step("log in"):
+        browser.open("/admin/login/")
+        browser.css("#id_username").send_keys("ops")
+        browser.css("#id_password").send_keys(PASSWORD)
+        browser.css("input[type=submit]").click()
+        browser.visible("#site-name")
+
+    with browser.step("the routing tester explains a fallback"):
+        browser.open("/admin/workflow/workflows/")
+        browser.driver.find_element("css selector", ".object-tools a[href$='routing-tester/']").click()
+        browser.visible("#id_department").send_keys("IT Department")
+        browser.css("#id_category").send_keys("IT Support")
+        browser.css("#id_sub_category").send_keys("Printers")
+        browser.css("#routing_tester input[type=submit]").click()
+        result = browser.visible("#routing_result").text
+        assert "MATCH: FALLBACK" in result.upper()
+        assert "Catch-all" in result
+        assert browser.horizontal_overflow() == 0, "the routing tester is wider than 1,366 px"
+
+    with browser.step("the role's workload page says who is next"):
+        browser.driver.find_element("link text", "workload").click()
+        assert "[3, 6, 7], [3, 6, 7]" in browser.visible("#workload_next").text
+        assert browser.horizontal_overflow() == 0, "the workload page is wider than 1,366 px"
