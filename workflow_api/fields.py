@@ -7,13 +7,16 @@ from rest_framework.utils import html
 
 
 class DocumentedLengthCharField(serializers.CharField):
-    """A CharField whose max_length holds for the value as sent, as the OpenAPI schema says.
+    """A CharField that takes strings only, whose max_length holds for the value as sent, as the schema says.
 
-    DRF trims surrounding whitespace before checking the length, so a value
-    over the documented maximum would pass if trimming brought it under.
+    DRF turns a number into its text, and trims surrounding whitespace before
+    checking the length, so a number, or a value over the documented maximum
+    that trimming brought under it, would pass.
     """
 
     def run_validation(self, data=empty):
+        if data is not empty and data is not None and not isinstance(data, str):
+            self.fail("invalid")
         if self.max_length is not None and isinstance(data, str) and len(data) > self.max_length:
             self.fail("max_length", max_length=self.max_length)
         return super().run_validation(data)

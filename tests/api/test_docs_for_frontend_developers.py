@@ -100,3 +100,12 @@ def test_every_field_of_every_component_is_described(schema):
     ]
 
     assert undescribed == []
+
+
+def test_a_number_sent_for_a_text_field_is_refused_as_the_schema_says(api_client):
+    response = api_client.post(
+        "/workflow/api/workflows/", {"name": -761719, "department": "D", "category": "C"}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert response.json()["name"] == ["Not a valid string."]
