@@ -1,3 +1,4 @@
+import json
 from datetime import datetime
 
 from django import forms
@@ -47,9 +48,33 @@ class AssignmentInline(ReadOnlyInline):
 class TaskEventInline(ReadOnlyInline):
     model = TaskEvent
     verbose_name_plural = "history (oldest first)"
-    fields = ["at", "kind", "actor", "step", "details"]
+    fields = ["at", "kind", "actor", "step", "what"]
     readonly_fields = fields
     ordering = ["id"]
+
+    @admin.display(description="what")
+    def what(self, event: TaskEvent) -> str:
+        """One line for people, and the whole record folded beneath it (no script needed)."""
+        details = event.details if isinstance(event.details, dict) else {}
+        decision = details.get("decision") if isinstance(details.get("decision"), dict) else {}
+        parts = []
+        if decision:
+            chosen = ", ".join(str(user_id) for user_id in decision.get("chosen") or []) or "nobody"
+            candidates = (decision.get("candidates") or {}).get("count", "?")
+            parts.append(f"chose {chosen} by {decision.get('strategy', '?')} among {candidates} listed")
+            skipped = decision.get("skipped_counts") or {}
+            if skipped:
+                parts.append("skipped " + ", ".join(f"{count} {reason}" for reason, count in skipped.items()))
+        parts.extend(
+            f"{key.replace('_', ' ')} {value}"
+            for key, value in details.items()
+            if key != "decision" and isinstance(value, str | int | float)
+        )
+        return format_html(
+            "<details><summary>{}</summary><pre>{}</pre></details>",
+            "; ".join(parts) or "details",
+            json.dumps(details, indent=2, ensure_ascii=False),
+        )
 
 
 class ReassignForm(forms.Form):

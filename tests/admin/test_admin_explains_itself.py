@@ -147,5 +147,6 @@ def test_the_task_page_links_the_ticket_and_shows_assignees_step_and_history(sup
     assert "1. Step 1 (role IT Support Technician; step 1 of 1 by order)" in task_page
     assert "<td>3</td><td>IT Support Technician</td><td>Assigned</td>" in task_page
     assert "History (oldest first)" in task_page
+    assert "<summary>chose 3, 6 by round_robin among 2 listed" in task_page
     assert f"/admin/task/task/{task.pk}/reassign/" in task_page
     assert f'href="/admin/task/task/{task.pk}/change/">task {task.pk}</a>' in ticket_page
