@@ -170,6 +170,8 @@ JWT_ISSUER = env.str("JWT_ISSUER", default="")
 JWT_AUDIENCE = env.str("JWT_AUDIENCE", default="")
 # Bearer token a Prometheus scraper sends to /metrics; unset: only staff sessions may read it.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Seconds between a process adding its metric counts to the database (0: only at exit and when scraped).
+METRICS_FLUSH_SECONDS = env.float("METRICS_FLUSH_SECONDS", default=10.0)
 # Tolerated clock difference with the auth service when checking exp/iat.
 JWT_LEEWAY_SECONDS = env.int("JWT_LEEWAY_SECONDS", default=30)
 # Longest validity accepted: exp - iat, or exp - now for a token without iat.
