@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
+PORT ?= 8002
 
 .PHONY: demo test lint migrate run worker beat fake-tts clean bench bench-quick bench-scale
 
@@ -19,7 +20,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 migrate: $(STAMP)
 	$(PY) manage.py migrate --noinput -v 0
 
-demo: migrate
+demo: $(STAMP)
 	$(PY) test_workflow.py
 
 test: $(STAMP)
@@ -38,8 +39,9 @@ worker: migrate
 beat: migrate
 	$(VENV)/bin/celery -A workflow_api beat --loglevel=INFO
 
+# make fake-tts PORT=8003 serves it on another port.
 fake-tts: $(STAMP)
-	$(PY) -m fake_tts --port 8002
+	$(PY) -m fake_tts --port $(PORT)
 
 # Benchmarks on the local PostgreSQL and Redis (see README, Performance).
 # `timeout` is the outer bound; the harness stops its own processes well before.

@@ -38,6 +38,17 @@ def _fresh_rate_limits():
 
 
 @pytest.fixture(autouse=True)
+def _metrics_in_memory(settings):
+    """Metric counts stay in memory: no flusher thread writing outside the test's transaction."""
+    from workflow_api import metrics
+
+    settings.METRICS_FLUSH_SECONDS = 0
+    metrics.discard_pending()
+    yield
+    metrics.discard_pending()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_routes():
     """Each test builds its own workflows: start without routes cached by an earlier test.
 

@@ -14,17 +14,23 @@ against real HTTP on both sides:
   8. a step deadline, its escalation once overdue, and a completion rule moving
      the task on.
 
-TTS: when TTS_SERVICE_URL is unset, the project's fake TTS (fake_tts/) is
-started on a free local port. The REST API is served from this process on a
-free local port and called with a staff token. With DJANGO_CELERY_BROKER_URL
-set, a worker must be running (`make worker`): the demo then waits for it.
-Exits non-zero if any step fails.
+The demo runs on a throwaway SQLite database of its own, created in a
+temporary directory, migrated, and deleted when it ends: the service's
+database (db.sqlite3, or the one at DATABASE_URL) is never opened, and a
+worker of the service never sees the demo's tickets. Celery tasks therefore
+run in this process (a worker would read the service's database, not this
+one). TTS: when TTS_SERVICE_URL is unset, the project's fake TTS (fake_tts/)
+is started on a free local port. The REST API is served from this process on
+a free local port and called with a staff token. Exits non-zero if any step
+fails.
 """
 
 import json
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -89,6 +95,18 @@ def _start_fake_tts() -> str:
 
 def main() -> int:
     logging.basicConfig(level=os.environ.get("DEMO_LOG_LEVEL", "WARNING"))
+    workdir = tempfile.mkdtemp(prefix="workflow-api-demo-")
+    try:
+        return _run(Path(workdir) / "demo.sqlite3")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run(database: Path) -> int:
+    # Set before Django reads its settings; values in .env never override these.
+    os.environ["DATABASE_URL"] = f"sqlite:///{database}"
+    os.environ["DJANGO_CELERY_BROKER_URL"] = ""
+    os.environ["CELERY_TASK_ALWAYS_EAGER"] = "true"
     fake_tts_url = None
     if not os.environ.get("TTS_SERVICE_URL"):
         fake_tts_url = _start_fake_tts()
@@ -98,8 +116,10 @@ def main() -> int:
     os.environ.setdefault("DJANGO_LOG_LEVEL", "ERROR")
 
     import django
+    from django.core.management import call_command
 
     django.setup()
+    call_command("migrate", "--noinput", verbosity=0)
 
     import requests
     from django.conf import settings
@@ -116,7 +136,9 @@ def main() -> int:
     eager = settings.CELERY_TASK_ALWAYS_EAGER
 
     sys.stdout.write("workflow_api demo\n")
-    sys.stdout.write(f"  database: {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}\n")
+    sys.stdout.write(
+        "  database: a throwaway SQLite file, deleted at the end (the service's is not touched)\n"
+    )
     sys.stdout.write(f"  celery:   {'in-process (no broker configured)' if eager else 'broker + worker'}\n")
     tts_origin = "fake TTS started by the demo" if fake_tts_url else "TTS_SERVICE_URL"
     sys.stdout.write(f"  TTS:      {settings.TTS_SERVICE_URL} ({tts_origin})\n")

@@ -1,13 +1,22 @@
+import json
 from datetime import datetime
 
 from django import forms
-from django.contrib import admin
-from django.http import HttpRequest
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.html import format_html, format_html_join
 
 from task import services
 from task.models import Assignment, AvailabilityChange, RoundRobinState, Task, TaskEvent, UserAvailability
 from task.tts import MAX_USER_ID
+from workflow_api import errors
+from workflow_api.errors import DomainError
 from workflow_api.permissions import actor_id
 
 
@@ -39,23 +48,77 @@ class AssignmentInline(ReadOnlyInline):
 class TaskEventInline(ReadOnlyInline):
     model = TaskEvent
     verbose_name_plural = "history (oldest first)"
-    fields = ["at", "kind", "actor", "step", "details"]
+    fields = ["at", "kind", "actor", "step", "what"]
     readonly_fields = fields
     ordering = ["id"]
+
+    @admin.display(description="what")
+    def what(self, event: TaskEvent) -> str:
+        """One line for people, and the whole record folded beneath it (no script needed)."""
+        details = event.details if isinstance(event.details, dict) else {}
+        decision = details.get("decision") if isinstance(details.get("decision"), dict) else {}
+        parts = []
+        if decision:
+            chosen = ", ".join(str(user_id) for user_id in decision.get("chosen") or []) or "nobody"
+            candidates = (decision.get("candidates") or {}).get("count", "?")
+            parts.append(f"chose {chosen} by {decision.get('strategy', '?')} among {candidates} listed")
+            skipped = decision.get("skipped_counts") or {}
+            if skipped:
+                parts.append("skipped " + ", ".join(f"{count} {reason}" for reason, count in skipped.items()))
+        parts.extend(
+            f"{key.replace('_', ' ')} {value}"
+            for key, value in details.items()
+            if key != "decision" and isinstance(value, str | int | float)
+        )
+        return format_html(
+            "<details><summary>{}</summary><pre>{}</pre></details>",
+            "; ".join(parts) or "details",
+            json.dumps(details, indent=2, ensure_ascii=False),
+        )
+
+
+class ReassignForm(forms.Form):
+    from_user_id = forms.TypedChoiceField(
+        coerce=int, label="Assignee to replace", help_text="A user assigned to the task's current step."
+    )
+    to_user_id = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_USER_ID,
+        label="Replace with user id",
+        help_text="Blank: the step's assignment strategy picks the next eligible user of the step's role.",
+    )
+
+    def __init__(self, *args, task: Task, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["from_user_id"].choices = [
+            (row.user_id, f"user {row.user_id} ({row.get_status_display()})")
+            for row in task.current_assignments
+        ]
 
 
 @admin.register(Task)
 class TaskAdmin(admin.ModelAdmin):
-    list_display = ["task_id", "status", "ticket", "workflow", "current_step", "step_due_at", "escalated_at"]
-    list_filter = ["status", "workflow"]
-    list_select_related = ["ticket", "workflow", "current_step__workflow"]
-    search_fields = ["ticket__ticket_number", "ticket__subject"]
-    # task.services owns a task's state, its step and its assignees.
-    readonly_fields = [
-        "ticket",
-        "workflow",
-        "current_step",
+    """Read-only: every change goes through task.services, from the actions and the reassign page."""
+
+    list_display = [
+        "task_id",
         "status",
+        "ticket_number",
+        "workflow",
+        "step_name",
+        "step_due_at",
+        "created_at",
+    ]
+    list_filter = ["status", "workflow"]
+    list_select_related = ["ticket", "workflow", "current_step"]
+    search_fields = ["ticket__ticket_number", "ticket__subject"]
+    fields = [
+        "ticket_link",
+        "status",
+        "workflow_link",
+        "current_step_display",
+        "assignees",
         "created_at",
         "updated_at",
         "fetched_at",
@@ -64,7 +127,10 @@ class TaskAdmin(admin.ModelAdmin):
         "step_due_at",
         "escalated_at",
     ]
+    # task.services owns a task's state, its step and its assignees.
+    readonly_fields = fields
     inlines = [AssignmentInline, TaskEventInline]
+    actions = ["complete_tasks", "move_tasks_to_next_step"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         # Tasks come from tickets (or the create_task_for_ticket action), never from a blank form.
@@ -74,11 +140,139 @@ class TaskAdmin(admin.ModelAdmin):
         # Deleting would drop open assignments without releasing their users' load.
         return False
 
+    def save_model(self, request: HttpRequest, obj: Task, form: forms.ModelForm, change: bool) -> None:
+        # Nothing on the page is editable; a save must not write back a state read before it.
+        return
+
+    @admin.display(description="ticket", ordering="ticket__ticket_number")
+    def ticket_number(self, task: Task) -> str:
+        return task.ticket.ticket_number
+
+    @admin.display(description="step", ordering="current_step__order")
+    def step_name(self, task: Task) -> str:
+        step = task.current_step
+        return f"{step.order}. {step.name}" if step is not None else "-"
+
+    @admin.display(description="ticket")
+    def ticket_link(self, task: Task) -> str:
+        url = reverse("admin:tickets_workflowticket_change", args=[task.ticket_id])
+        return format_html('<a href="{}">{}</a> {}', url, task.ticket.ticket_number, task.ticket.subject)
+
+    @admin.display(description="workflow")
+    def workflow_link(self, task: Task) -> str:
+        url = reverse("admin:workflow_workflows_change", args=[task.workflow_id])
+        return format_html('<a href="{}">{}</a>', url, task.workflow.name)
+
+    @admin.display(description="current step")
+    def current_step_display(self, task: Task) -> str:
+        step = task.current_step
+        if step is None:
+            return "-"
+        total = task.workflow.steps.count()
+        return f"{step.order}. {step.name} (role {step.role.name}; step {step.order} of {total} by order)"
+
+    @admin.display(description="assignees (current step)")
+    def assignees(self, task: Task) -> str:
+        rows = task.current_assignments
+        if not rows:
+            return "nobody"
+        body = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    row.user_id,
+                    row.role,
+                    row.get_status_display(),
+                    row.get_origin_display(),
+                    date_format(timezone.localtime(row.assigned_on), "DATETIME_FORMAT"),
+                )
+                for row in rows
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>user</th><th>role</th><th>status</th><th>how</th>"
+            "<th>assigned on</th></tr></thead><tbody>{}</tbody></table>",
+            body,
+        )
+
+    def _each(self, request: HttpRequest, queryset, service, done: str) -> None:
+        changed, refused = 0, []
+        for task_id in queryset.values_list("pk", flat=True):
+            try:
+                service(task_id=task_id, actor=actor_id(request.user))
+            except DomainError as exc:
+                refused.append(f"task {task_id}: {exc.message}")
+            else:
+                changed += 1
+        if changed:
+            self.message_user(request, f"{changed} task(s) {done}.", messages.SUCCESS)
+        for message in refused:
+            self.message_user(request, message, messages.ERROR)
+
+    @admin.action(description="Complete selected tasks", permissions=["change"])
+    def complete_tasks(self, request: HttpRequest, queryset) -> None:
+        self._each(request, queryset, services.task_complete, "completed")
+
+    @admin.action(description="Move selected tasks to their next step", permissions=["change"])
+    def move_tasks_to_next_step(self, request: HttpRequest, queryset) -> None:
+        self._each(request, queryset, services.task_move_to_next_step, "moved on")
+
+    def get_urls(self) -> list:
+        return [
+            path(
+                "<int:task_id>/reassign/",
+                self.admin_site.admin_view(self.reassign_view),
+                name="task_task_reassign",
+            ),
+            *super().get_urls(),
+        ]
+
+    def reassign_view(self, request: HttpRequest, task_id: int) -> HttpResponse:
+        task = (
+            Task.objects.select_related("ticket", "workflow", "current_step__role").filter(pk=task_id).first()
+        )
+        if task is None:
+            raise Http404(f"Task {task_id} does not exist")
+        if not self.has_change_permission(request, task):
+            raise PermissionDenied
+        form = ReassignForm(request.POST or None, task=task)
+        if request.method == "POST" and form.is_valid():
+            try:
+                services.task_reassign(
+                    task_id=task.pk,
+                    from_user_id=form.cleaned_data["from_user_id"],
+                    to_user_id=form.cleaned_data["to_user_id"],
+                    actor=actor_id(request.user),
+                )
+            except errors.InvalidInput as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+            else:
+                self.message_user(request, f"Task {task.pk} reassigned.", messages.SUCCESS)
+                return redirect("admin:task_task_change", task.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Reassign task {task.pk}",
+            "task": task,
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/task/task/reassign.html", context)
+
 
 class UserAvailabilityForm(forms.ModelForm):
     class Meta:
         model = UserAvailability
         fields = ["user_id", "status", "until", "max_open_assignments"]
+        help_texts = {
+            "user_id": "The user's id, as TTS lists users.",
+            "status": (
+                "Available: takes new work. Away: gets new work only when nobody available in the role "
+                "is eligible. Unavailable: gets none, and their not-started assignments move to others."
+            ),
+        }
 
     def clean_user_id(self) -> int:
         user_id = self.cleaned_data["user_id"]
@@ -139,5 +333,17 @@ class AvailabilityChangeAdmin(admin.ModelAdmin):
 
 @admin.register(RoundRobinState)
 class RoundRobinStateAdmin(admin.ModelAdmin):
+    """Written only by decisions (task.services); shown to see where a role's rotation stands."""
+
     list_display = ["role_name", "next_index", "updated_at"]
     readonly_fields = ["role_name", "next_index", "updated_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: RoundRobinState | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: RoundRobinState | None = None) -> bool:
+        # Decisions check the row's version: a deleted row would race with the one being decided.
+        return False

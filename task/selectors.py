@@ -293,3 +293,52 @@ def role_assignment_report(*, role: Roles, since: datetime, until: datetime) -> 
         "users": users,
         "spread": max(figures) - min(figures) if figures else 0,
     }
+
+
+def role_workload(*, role: Roles, count: int = 5, tts_timeout: float | None = None) -> dict:
+    """A role's users now: open assignments, availability, and who the next tickets of each step would go to.
+
+    Users are those TTS lists for the role, in its order, then anyone still
+    holding open work in the role whom TTS no longer lists. When TTS does not
+    answer, `tts_error` says so and only the loads are shown. Changes nothing.
+    """
+    now = timezone.now()
+    try:
+        candidates = tts.get_role_user_ids(role.name, timeout=tts_timeout)
+        tts_error = ""
+    except tts.DependencyUnavailable as exc:
+        candidates, tts_error = [], exc.message
+    loads = dict(
+        AssigneeLoad.objects.filter(role=role.name, open_assignments__gt=0).values_list(
+            "user_id", "open_assignments"
+        )
+    )
+    listed = set(candidates)
+    user_ids = [*candidates, *sorted(user_id for user_id in loads if user_id not in listed)]
+    state = assignment.read_role_state(role=role.name, user_ids=user_ids)
+    users = []
+    for user_id in user_ids:
+        availability = state.availability.get(user_id)
+        users.append(
+            {
+                "user_id": user_id,
+                "listed_by_tts": user_id in listed,
+                "open_in_role": loads.get(user_id, 0),
+                "open_in_all_roles": state.total_loads.get(user_id, 0),
+                "status": availability.status_at(now) if availability else UserAvailability.Status.AVAILABLE,
+                "until": availability.until if availability else None,
+                "max_open_assignments": availability.max_open if availability else None,
+            }
+        )
+    steps = []
+    for step in role.steps.select_related("workflow").order_by("workflow_id", "order"):
+        decisions = assignment.simulate(
+            strategy=step.assignment_strategy,
+            candidates=candidates,
+            take=step.assignee_count,
+            state=state,
+            now=now,
+            count=count,
+        )
+        steps.append({"step": step, "next": [list(decision.chosen) for decision in decisions]})
+    return {"role": role.name, "tts_error": tts_error, "users": users, "steps": steps}

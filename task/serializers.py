@@ -11,7 +11,7 @@ from workflow_api.fields import DocumentedLengthCharField
 
 
 class AssignedUserSerializer(serializers.Serializer):
-    """One entry of a task's `users` list (the spec's assignment object); documents the shape only."""
+    """One assignee of the task's current step, as in the specification's `users` list."""
 
     userID = serializers.IntegerField()  # noqa: N815  (payload key from the spec)
     status = serializers.ChoiceField(choices=Task.UserStatus.choices)
@@ -27,7 +27,12 @@ class AssignmentsField(serializers.ReadOnlyField):
 
 
 class TaskSerializer(serializers.ModelSerializer):
-    ticket_id = serializers.IntegerField(read_only=True)
+    """A task: its ticket, workflow, current step and that step's assignees."""
+
+    ticket_id = serializers.IntegerField(read_only=True, help_text="The ticket's database id (tickets API).")
+    ticket_number = serializers.CharField(
+        source="ticket.ticket_number", read_only=True, help_text="The producer's ticket number."
+    )
     workflow_id = serializers.IntegerField(read_only=True)
     current_step = serializers.IntegerField(source="current_step_id", read_only=True, allow_null=True)
     ticket_subject = serializers.CharField(source="ticket.subject", read_only=True)
@@ -56,6 +61,7 @@ class TaskSerializer(serializers.ModelSerializer):
         fields = [
             "task_id",
             "ticket_id",
+            "ticket_number",
             "workflow_id",
             "workflow_version",
             "current_step",
@@ -141,7 +147,7 @@ class WorkflowStatisticsSerializer(serializers.Serializer):
 
 
 class TaskStatisticsSerializer(serializers.Serializer):
-    """The shape of `task.selectors.task_statistics()`."""
+    """Counts of tasks by status, and per workflow."""
 
     total_tasks = serializers.IntegerField()
     by_status = serializers.DictField(
@@ -157,7 +163,7 @@ MAX_OPEN_ASSIGNMENTS = 2**31 - 1
 
 
 class AvailabilitySerializer(serializers.Serializer):
-    """A user's availability (the shape of `task.selectors.availability_entry`)."""
+    """A user's availability: whether they take new work, until when, and how much."""
 
     user_id = serializers.IntegerField()
     status = serializers.ChoiceField(choices=UserAvailability.Status.choices)

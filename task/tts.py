@@ -2,11 +2,13 @@
 
 import logging
 import threading
+import time
 
 import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 
+from workflow_api import metrics
 from workflow_api.errors import DependencyUnavailable
 
 logger = logging.getLogger(__name__)
@@ -80,15 +82,38 @@ def _round_robin_request(role_name: str) -> requests.PreparedRequest:
     return prepared[key].copy()
 
 
-def get_role_user_ids(role_name: str) -> list[int]:
-    """User ids TTS lists for a role; raises TTSUnavailable (retryable) or TTSBadResponse (final)."""
+def get_role_user_ids(role_name: str, *, timeout: float | None = None) -> list[int]:
+    """User ids TTS lists for a role; raises TTSUnavailable (retryable) or TTSBadResponse (final).
+
+    `timeout` (seconds, for connecting and for reading) replaces the configured ones,
+    for callers that would rather not know than wait, such as an admin page.
+    Counted in the metrics by outcome, with its time (in memory only).
+    """
+    started = time.perf_counter()
+    outcome = "ok"
+    try:
+        return _ask_for_role(role_name, timeout=timeout)
+    except TTSBadResponse:
+        outcome = "bad_response"
+        raise
+    except TTSUnavailable:
+        outcome = "unavailable"
+        raise
+    finally:
+        metrics.count("tts_requests_total", outcome=outcome)
+        metrics.observe("tts_request_seconds", time.perf_counter() - started)
+
+
+def _ask_for_role(role_name: str, *, timeout: float | None) -> list[int]:
     request = _round_robin_request(role_name)
     session = _session()
     try:
         # Straight to the pooled connection: no redirects, cookies or hooks to handle.
         response = session.get_adapter(request.url).send(
             request,
-            timeout=(settings.TTS_CONNECT_TIMEOUT, settings.TTS_READ_TIMEOUT),
+            timeout=(timeout, timeout)
+            if timeout is not None
+            else (settings.TTS_CONNECT_TIMEOUT, settings.TTS_READ_TIMEOUT),
             proxies=session.proxies,
         )
         # The adapter leaves the body unread: read it here, where a connection

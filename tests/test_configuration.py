@@ -98,7 +98,7 @@ def test_every_environment_variable_the_settings_read_is_documented_in_env_examp
 
     source = (BASE_DIR / "workflow_api" / "settings.py").read_text()
     read = set(re.findall(r'env(?:\.\w+)?\(\s*"([A-Z][A-Z0-9_]+)"', source))
-    documented = set(re.findall(r"^([A-Z][A-Z0-9_]+)=", (BASE_DIR / ".env.example").read_text(), re.M))
+    documented = set(re.findall(r"^# ([A-Z][A-Z0-9_]+)=", (BASE_DIR / ".env.example").read_text(), re.M))
 
     assert read, "no environment variable found in settings.py"
     assert read - documented == set()
@@ -139,3 +139,14 @@ def test_intake_limits_come_from_the_environment():
     )
 
     assert completed.stdout.split() == ["12", "2097152", "4096"]
+
+
+def test_a_copy_of_env_example_sets_nothing():
+    """Copied to .env, the example never switches the service's mode (broker, database, DEBUG) silently."""
+    active = [
+        line
+        for line in (BASE_DIR / ".env.example").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+
+    assert active == []

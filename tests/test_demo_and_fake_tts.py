@@ -3,9 +3,11 @@
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import requests
@@ -42,17 +44,14 @@ def get_when_listening(url: str, *, timeout: float = 30, **kwargs) -> requests.R
             time.sleep(0.1)
 
 
-def test_demo_runs_its_eight_steps_and_passes_every_check(tmp_path):
-    env = _clean_env(DATABASE_URL=f"sqlite:///{tmp_path / 'demo.sqlite3'}")
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-        cwd=BASE_DIR,
-        env=env,
-        check=True,
-        timeout=120,
-    )
+def _rows(database: Path) -> list[str]:
+    """Every row of every table of a SQLite database, as SQL text."""
+    with closing(sqlite3.connect(database)) as connection:
+        return list(connection.iterdump())
 
-    completed = subprocess.run(
+
+def _run_demo(env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [sys.executable, "test_workflow.py"],
         cwd=BASE_DIR,
         env=env,
@@ -61,16 +60,50 @@ def test_demo_runs_its_eight_steps_and_passes_every_check(tmp_path):
         timeout=180,
     )
 
-    assert completed.returncode == 0, completed.stdout + completed.stderr
-    for step in range(1, 9):
-        assert f"[{step}/8]" in completed.stdout
-    # The assignment engine's part: a decision record printed in full.
-    assert '"strategy": "load_balanced"' in completed.stdout
-    assert "unavailable user 32 was skipped" in completed.stdout
-    assert "escalated once" in completed.stdout
-    assert "moved on to the Manager step by itself" in completed.stdout
-    assert "FAIL" not in completed.stdout
-    assert "checks, all passed" in completed.stdout
+
+def test_demo_runs_its_eight_steps_on_its_own_database_and_leaves_the_services_untouched(tmp_path):
+    service_db = tmp_path / "service.sqlite3"
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    # The service's database, with a workflow of its own that the demo's
+    # catch-all would otherwise compete with, and a broker the demo must not use.
+    env = _clean_env(
+        DATABASE_URL=f"sqlite:///{service_db}",
+        DJANGO_CELERY_BROKER_URL="redis://127.0.0.1:9/0",
+        TMPDIR=str(scratch),
+    )
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=BASE_DIR,
+        env=env,
+        check=True,
+        timeout=120,
+    )
+    with closing(sqlite3.connect(service_db)) as connection, connection:
+        connection.execute(
+            "INSERT INTO workflow_workflows (name, description, department, category, sub_category, "
+            "is_published, status, end_logic, created_at, updated_at) VALUES ('Real one', '', "
+            "'IT Department', 'IT Support', '', 1, 'draft', '', '2026-01-01', '2026-01-01')"
+        )
+    before = _rows(service_db)
+
+    runs = [_run_demo(env), _run_demo(env)]
+
+    for completed in runs:
+        assert completed.returncode == 0, completed.stdout + completed.stderr
+        for step in range(1, 9):
+            assert f"[{step}/8]" in completed.stdout
+        # The assignment engine's part: a decision record printed in full.
+        assert '"strategy": "load_balanced"' in completed.stdout
+        assert "unavailable user 32 was skipped" in completed.stdout
+        # The lifecycle's part: a deadline, one escalation, a completion rule.
+        assert "escalated once" in completed.stdout
+        assert "moved on to the Manager step by itself" in completed.stdout
+        assert "FAIL" not in completed.stdout
+        assert "checks, all passed" in completed.stdout
+        assert "in-process" in completed.stdout
+    assert _rows(service_db) == before
+    assert list(scratch.iterdir()) == [], "the demo left its throwaway database behind"
 
 
 def test_fake_tts_runs_on_its_own_and_serves_lists_from_a_json_file(tmp_path):

@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -22,7 +23,7 @@ from django.utils.dateparse import parse_datetime
 
 from tickets.models import RedeliveredMessage, WorkflowTicket
 from tickets.serializers import TicketPayloadSerializer
-from workflow_api import errors
+from workflow_api import errors, metrics
 
 logger = logging.getLogger(__name__)
 
@@ -330,9 +331,11 @@ def _intake_new_ticket(fields: dict, payload: object) -> Outcome | None:
     """
     from task import services as task_services
 
+    started = time.perf_counter()
     try:
         stored = task_services.task_create_with_new_ticket(ticket_fields=fields, payload=payload)
     except Exception as exc:
+        metrics.observe("allocation_seconds", time.perf_counter() - started)
         ticket, action = ticket_receive(payload=payload, fields=fields, allocating=True)
         if action != CREATED:
             return None  # an update of a stored ticket: its own path decides on allocating
@@ -342,6 +345,8 @@ def _intake_new_ticket(fields: dict, payload: object) -> Outcome | None:
         return Outcome(received, retry_in=failed.retry_in, ticket_id=ticket.pk)
     if stored is None:
         return None
+    metrics.observe("allocation_seconds", time.perf_counter() - started)
+    metrics.count("allocations_total", outcome="created")
     return Outcome(_received(stored[0], fields["ticket_number"], CREATED))
 
 
@@ -382,15 +387,20 @@ def _attempt_allocation(
     """One try at allocating the ticket (retry number `retries`): its outcome."""
     from task import services as task_services
 
+    started = time.perf_counter()
     try:
         task, created = task_services.task_create_for_ticket(
             ticket_id=ticket_id, ticket=ticket, trigger=trigger
         )
     except errors.NotFound as exc:
+        metrics.count("allocations_total", outcome="not_found")
         logger.warning("create_task_for_ticket: %s", exc.message)
         return Outcome({"status": "error", "error": exc.code, "message": exc.message, "ticket_id": ticket_id})
     except Exception as exc:
+        metrics.observe("allocation_seconds", time.perf_counter() - started)
         return _allocation_failed(ticket_id, exc, retries=retries)
+    metrics.observe("allocation_seconds", time.perf_counter() - started)
+    metrics.count("allocations_total", outcome="created" if created else "existing")
     return Outcome(
         {
             "status": "success",
@@ -423,6 +433,7 @@ def _allocation_failed(ticket_id: int, exc: Exception, *, retries: int) -> Outco
             logger.warning(
                 "Ticket %s: %s; retry %s/%s in %ss", ticket_id, message, retries + 1, max_retries, countdown
             )
+            metrics.count("allocations_total", outcome="retry")
             result = {"status": "retry", "ticket_id": ticket_id, "message": message}
             return Outcome(result, retry_in=countdown, ticket_id=ticket_id)
         message = f"{message} (gave up after {max_retries} retries)"
@@ -436,6 +447,7 @@ def _allocation_failed(ticket_id: int, exc: Exception, *, retries: int) -> Outco
         )
     # A defect, not an outcome: say so on the ticket, where operators look
     # (the type only: the message may quote data), and let Celery log it.
+    metrics.count("allocations_total", outcome=AllocationError.INTERNAL_ERROR.value)
     ticket_record_allocation_failure(
         ticket_id=ticket_id, reason=AllocationError.INTERNAL_ERROR, detail=type(exc).__name__
     )
@@ -473,6 +485,7 @@ def _give_up(ticket_id: int, attempts: int, last: str = "") -> dict:
             ticket_id=ticket_id, reason=AllocationError.ATTEMPTS_EXHAUSTED, detail=message
         )
     logger.error("Ticket %s not allocated: %s", ticket_id, message)
+    metrics.count("allocations_total", outcome=AllocationError.ATTEMPTS_EXHAUSTED.value)
     return {
         "status": "error",
         "error": AllocationError.ATTEMPTS_EXHAUSTED.value,
@@ -482,6 +495,7 @@ def _give_up(ticket_id: int, attempts: int, last: str = "") -> dict:
 
 
 def _final_failure(ticket_id: int, reason: WorkflowTicket.AllocationError, message: str) -> dict:
+    metrics.count("allocations_total", outcome=str(getattr(reason, "value", reason)))
     ticket_record_allocation_failure(ticket_id=ticket_id, reason=reason, detail=message)
     if reason == WorkflowTicket.WAITING:
         logger.info("Ticket %s waits for an available user: %s", ticket_id, message)

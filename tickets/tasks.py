@@ -19,6 +19,7 @@ from task.services import apply_round_robin_assignment  # noqa: F401  (spec help
 from task.tts import fetch_users_for_role  # noqa: F401  (spec helper name)
 from tickets import services
 from workflow.selectors import find_matching_workflow  # noqa: F401  (spec helper name)
+from workflow_api import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ def receive_ticket(self, ticket_data: object) -> dict:
         redelivered=bool((self.request.delivery_info or {}).get("redelivered")),
         retried=self.request.retries > 0,
     )
+    if outcome.result.get("status") == "success":
+        metrics.count("tickets_received_total")
     if outcome.retry_in is not None:
         # The allocation's retries run as create_task_for_ticket messages, as
         # this attempt's first retry.

@@ -1,31 +1,93 @@
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
 from django.db.models import Count, Q
-from django.utils.html import format_html_join
+from django.http import Http404, HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from workflow import services
+from task import selectors as task_selectors
+from workflow import selectors, services
 from workflow.models import Roles, Steps, Workflows, WorkflowVersion
 from workflow_api import errors
+
+# How many coming decisions the workload page shows per step.
+WORKLOAD_LOOKAHEAD = 5
+
+
+def _warn(request: HttpRequest, warnings: list[str]) -> None:
+    for warning in warnings:
+        messages.warning(request, warning)
+
+
+def _page(request: HttpRequest, model_admin: admin.ModelAdmin, template: str, **context) -> TemplateResponse:
+    return TemplateResponse(
+        request,
+        template,
+        {**model_admin.admin_site.each_context(request), "opts": model_admin.opts, **context},
+    )
 
 
 @admin.register(Roles)
 class RolesAdmin(admin.ModelAdmin):
-    list_display = ["role_id", "name", "description", "updated_at"]
+    list_display = ["role_id", "name", "description", "workload_link", "updated_at"]
+    list_display_links = ["role_id", "name"]
     search_fields = ["name"]
+
+    @admin.display(description="workload")
+    def workload_link(self, role: Roles) -> str:
+        return format_html(
+            '<a href="{}">workload</a>', reverse("admin:workflow_roles_workload", args=[role.pk])
+        )
+
+    def get_urls(self) -> list:
+        return [
+            path(
+                "<int:role_id>/workload/",
+                self.admin_site.admin_view(self.workload_view),
+                name="workflow_roles_workload",
+            ),
+            *super().get_urls(),
+        ]
+
+    def workload_view(self, request: HttpRequest, role_id: int) -> TemplateResponse:
+        role = Roles.objects.filter(pk=role_id).first()
+        if role is None:
+            raise Http404(f"Role {role_id} does not exist")
+        if not self.has_view_permission(request, role):
+            raise PermissionDenied
+        workload = task_selectors.role_workload(
+            role=role, count=WORKLOAD_LOOKAHEAD, tts_timeout=services.ROLE_CHECK_TIMEOUT
+        )
+        return _page(
+            request,
+            self,
+            "admin/workflow/roles/workload.html",
+            title=f"Workload of role {role.name}",
+            role=role,
+            workload=workload,
+            lookahead=WORKLOAD_LOOKAHEAD,
+        )
+
+    def save_model(self, request: HttpRequest, obj: Roles, form: forms.ModelForm, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if not change or "name" in form.changed_data:
+            _warn(request, services.role_warnings(role=obj))
 
 
 class StepsInlineFormSet(forms.BaseInlineFormSet):
     def clean(self) -> None:
         super().clean()
-        if self.instance.status != Workflows.Status.DEPLOYED:
-            return
         kept = [
             form for form in self.forms if form.cleaned_data and not form.cleaned_data.get("DELETE", False)
         ]
-        if not kept:
-            raise ValidationError("A workflow with no steps cannot be deployed.")
+        try:
+            services.workflow_check_deployable(status=self.instance.status, step_count=len(kept))
+        except errors.InvalidInput as exc:
+            raise ValidationError(exc.message) from exc
 
 
 class StepsInline(admin.TabularInline):
@@ -33,20 +95,20 @@ class StepsInline(admin.TabularInline):
     formset = StepsInlineFormSet
     extra = 0
     ordering = ["order"]
-    fields = [
-        "order",
-        "name",
-        "role",
-        "assignment_strategy",
-        "max_assignees",
-        "sla",
-        "escalation",
-        "escalation_role",
-        "completion_policy",
-        "description",
-        "instruction",
-    ]
-    autocomplete_fields = ["role", "escalation_role"]
+    # The table keeps to what orders and assigns the steps, so it fits a 1,366 px
+    # screen; each step's escalation, description and instruction are on its own page (the link).
+    fields = ["order", "name", "role", "assignment_strategy", "max_assignees", "sla", "completion_policy"]
+    autocomplete_fields = ["role"]
+    show_change_link = True
+    formfield_overrides = {
+        models.CharField: {"widget": forms.TextInput(attrs={"size": 24})},
+        models.PositiveIntegerField: {"widget": forms.NumberInput(attrs={"style": "width: 4em"})},
+        models.PositiveSmallIntegerField: {"widget": forms.NumberInput(attrs={"style": "width: 4em"})},
+    }
+
+    class Media:
+        # Numbers each new row after the highest order on the page (no inline script: CSP).
+        js = ["workflow/step_order.js"]
 
 
 def _steps_of(version: WorkflowVersion) -> str:
@@ -54,17 +116,17 @@ def _steps_of(version: WorkflowVersion) -> str:
     return ", ".join(f"{step.order}. {step.name} ({step.role.name})" for step in steps)
 
 
+class RoutingTesterForm(forms.Form):
+    department = forms.CharField(required=False, max_length=150)
+    category = forms.CharField(required=False, max_length=150)
+    sub_category = forms.CharField(required=False, max_length=150, help_text="Blank for none.")
+
+
 @admin.register(Workflows)
 class WorkflowsAdmin(admin.ModelAdmin):
-    list_display = [
-        "workflow_id",
-        "name",
-        "department",
-        "category",
-        "sub_category",
-        "status",
-        "is_published",
-    ]
+    # Few columns, so the list fits 1,366 px.
+    list_display = ["workflow_id", "name", "route", "live", "step_count", "status"]
+    list_display_links = ["workflow_id", "name"]
     list_filter = ["status", "is_published", "department"]
     search_fields = ["name", "department", "category", "sub_category"]
     inlines = [StepsInline]
@@ -129,13 +191,64 @@ class WorkflowsAdmin(admin.ModelAdmin):
         before = getattr(workflow, "_terms_before", {})
         if steps_changed or services.workflow_needs_new_version(before=before, workflow=workflow):
             services.workflow_publish_version(workflow=workflow)
+        _warn(request, services.workflow_warnings(workflow=workflow))
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).annotate(step_total=Count("steps"))
+
+    @admin.display(description="route (department / category / sub category)")
+    def route(self, workflow: Workflows) -> str:
+        return f"{workflow.department} / {workflow.category} / {workflow.sub_category or '(any: catch-all)'}"
+
+    @admin.display(description="live", boolean=True)
+    def live(self, workflow: Workflows) -> bool:
+        return services.is_live(workflow)
+
+    @admin.display(description="steps", ordering="step_total")
+    def step_count(self, workflow: Workflows) -> int:
+        return workflow.step_total
+
+    def get_urls(self) -> list:
+        return [
+            path(
+                "routing-tester/",
+                self.admin_site.admin_view(self.routing_tester_view),
+                name="workflow_workflows_routing_tester",
+            ),
+            *super().get_urls(),
+        ]
+
+    def routing_tester_view(self, request: HttpRequest) -> TemplateResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        form = RoutingTesterForm(request.GET or None)
+        found = first_step = None
+        if form.is_valid():
+            found = selectors.match_workflow(**form.cleaned_data)
+            if found.workflow is not None:
+                first_step = selectors.workflow_first_step(workflow=found.workflow)
+        return _page(
+            request,
+            self,
+            "admin/workflow/workflows/routing_tester.html",
+            title="Routing tester: which workflow would a ticket get?",
+            form=form,
+            found=found,
+            first_step=first_step,
+        )
 
 
 @admin.register(Steps)
 class StepsAdmin(admin.ModelAdmin):
-    list_display = ["step_id", "workflow", "order", "name", "role", "assignment_strategy", "max_assignees"]
+    list_display = ["step_id", "workflow", "order", "name", "role", "assignment_strategy"]
+    list_select_related = ["workflow", "role"]
     list_filter = ["workflow", "role", "assignment_strategy"]
     ordering = ["workflow", "order"]
+    autocomplete_fields = ["role"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Steps | None = None) -> list[str]:
+        # A step stays in its workflow (workflow.services.step_check_workflow).
+        return ["workflow"] if obj is not None else []
 
     def has_delete_permission(self, request, obj: Steps | None = None) -> bool:
         # The last step of a deployed workflow stays, or the workflow would have none.

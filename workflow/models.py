@@ -42,8 +42,15 @@ PRIORITY_BY_TICKET_PRIORITY = {
 
 class Roles(models.Model):
     role_id = models.AutoField(primary_key=True)
-    name = models.CharField(max_length=100, unique=True)
-    description = models.TextField(blank=True)
+    name = models.CharField(
+        max_length=100,
+        unique=True,
+        help_text=(
+            "Must equal the role's name in TTS exactly, capitals included: allocation asks TTS for "
+            "the users of the role by this name, and TTS answers an unknown name with no users."
+        ),
+    )
+    description = models.TextField(blank=True, help_text="For people only; not used for routing.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -72,14 +79,44 @@ class Workflows(models.Model):
         NOTIFICATION = "notification", "Notification"
 
     workflow_id = models.AutoField(primary_key=True)
-    name = models.CharField(max_length=200, unique=True)
-    description = models.TextField(blank=True)
-    department = models.CharField(max_length=150)
-    category = models.CharField(max_length=150)
-    sub_category = models.CharField(max_length=150, blank=True)
-    is_published = models.BooleanField(default=False)
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
-    end_logic = models.CharField(max_length=20, choices=EndLogic.choices, default=EndLogic.NONE, blank=True)
+    name = models.CharField(max_length=200, unique=True, help_text="Unique; shown to operators.")
+    description = models.TextField(blank=True, help_text="For people only; not used for routing.")
+    department = models.CharField(
+        max_length=150,
+        help_text="Matched exactly against the ticket's department: same spelling, capitals and spaces.",
+    )
+    category = models.CharField(
+        max_length=150,
+        help_text="Matched exactly against the ticket's category: same spelling, capitals and spaces.",
+    )
+    sub_category = models.CharField(
+        max_length=150,
+        blank=True,
+        help_text=(
+            "Matched exactly against the ticket's sub category. Blank: the catch-all of its department "
+            "and category, taking their tickets that no workflow matches exactly."
+        ),
+    )
+    is_published = models.BooleanField(
+        default=False,
+        help_text="A workflow receives tickets only when it is both published and deployed (live).",
+    )
+    status = models.CharField(
+        max_length=20,
+        choices=Status.choices,
+        default=Status.DRAFT,
+        help_text=(
+            "Deployed and published: live, new tickets of its route get a task. Draft or paused: "
+            "receives no new tickets; its tasks go on. Deploying needs at least one step."
+        ),
+    )
+    end_logic = models.CharField(
+        max_length=20,
+        choices=EndLogic.choices,
+        default=EndLogic.NONE,
+        blank=True,
+        help_text="Notification: when a task completes, a task_completed message goes to NOTIFICATION_TASKS.",
+    )
     urgent_sla = sla_field("Deadline of each step for urgent (and critical) tickets; blank: none.")
     high_sla = sla_field("Deadline of each step for high-priority tickets; blank: none.")
     medium_sla = sla_field("Deadline of each step for medium-priority tickets; blank: none.")
@@ -165,12 +202,27 @@ class Steps(models.Model):
         ALL = "all", "All assignees"
 
     step_id = models.AutoField(primary_key=True)
-    workflow = models.ForeignKey(Workflows, on_delete=models.CASCADE, related_name="steps")
-    role = models.ForeignKey(Roles, on_delete=models.PROTECT, related_name="steps")
-    name = models.CharField(max_length=200)
-    description = models.TextField(blank=True)
-    instruction = models.TextField(blank=True)
-    order = models.PositiveIntegerField(default=1)
+    workflow = models.ForeignKey(
+        Workflows,
+        on_delete=models.CASCADE,
+        related_name="steps",
+        help_text="Fixed once the step exists: create a new step in the other workflow instead.",
+    )
+    role = models.ForeignKey(
+        Roles,
+        on_delete=models.PROTECT,
+        related_name="steps",
+        help_text="Whose users TTS lists for this step; the step's users are picked among them.",
+    )
+    name = models.CharField(max_length=200, help_text="Shown to assignees as their task's current step.")
+    description = models.TextField(blank=True, help_text="What the step is for.")
+    instruction = models.TextField(blank=True, help_text="What an assignee does at this step.")
+    order = models.PositiveIntegerField(
+        default=1,
+        help_text=(
+            "Steps run from the lowest order up; a new task starts at the lowest. Unique within the workflow."
+        ),
+    )
     assignment_strategy = models.CharField(
         max_length=20,
         choices=AssignmentStrategy.choices,

@@ -14,13 +14,21 @@ _ROUTES: dict[tuple[str, str, str], tuple[int, Workflows, Steps]] = {}
 _ROUTES_MAX = 1024
 
 
-def find_matching_workflow(
-    department: str, category: str, sub_category: str | None = None
-) -> Workflows | None:
+@dataclass(frozen=True)
+class WorkflowMatch:
+    """The workflow a ticket's fields route to, and how: `exact`, `fallback` or `none`."""
+
+    kind: str
+    workflow: Workflows | None
+
+
+def match_workflow(department: str, category: str, sub_category: str | None = None) -> WorkflowMatch:
     """The published, deployed workflow for a ticket: exact match first, then department + category.
 
     Deterministic: among several exact matches the oldest wins; in the fallback a
     workflow with a blank sub_category (the generic one) wins over specific ones.
+    `exact`: the workflow's sub category is the ticket's (both blank included);
+    `fallback`: another workflow of the department and category.
     """
     live = Workflows.objects.filter(
         department=department,
@@ -31,8 +39,8 @@ def find_matching_workflow(
     if sub_category:
         exact = live.filter(sub_category=sub_category).order_by("workflow_id").first()
         if exact is not None:
-            return exact
-    return (
+            return WorkflowMatch(kind="exact", workflow=exact)
+    found = (
         live.annotate(
             is_specific=Case(
                 When(sub_category="", then=Value(0)), default=Value(1), output_field=IntegerField()
@@ -41,6 +49,18 @@ def find_matching_workflow(
         .order_by("is_specific", "workflow_id")
         .first()
     )
+    if found is None:
+        return WorkflowMatch(kind="none", workflow=None)
+    return WorkflowMatch(
+        kind="exact" if found.sub_category == (sub_category or "") else "fallback", workflow=found
+    )
+
+
+def find_matching_workflow(
+    department: str, category: str, sub_category: str | None = None
+) -> Workflows | None:
+    """The workflow match_workflow finds, or None."""
+    return match_workflow(department, category, sub_category).workflow
 
 
 def workflow_first_step(*, workflow: Workflows) -> Steps | None:

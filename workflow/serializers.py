@@ -4,7 +4,9 @@ from django.core.exceptions import ValidationError as ModelValidationError
 from django.utils import timezone
 from rest_framework import serializers
 
+from workflow import services
 from workflow.models import Roles, Steps, Workflows
+from workflow_api import errors
 from workflow_api.fields import ModelSerializer
 
 
@@ -61,9 +63,10 @@ class StepSerializer(ModelSerializer):
         return attrs
 
     def validate_workflow(self, workflow: Workflows) -> Workflows:
-        # Moving a step could leave its deployed workflow without steps; create a new one instead.
-        if self.instance is not None and workflow.pk != self.instance.workflow_id:
-            raise serializers.ValidationError("A step cannot move to another workflow.")
+        try:
+            services.step_check_workflow(step=self.instance, workflow_id=workflow.pk)
+        except errors.InvalidInput as exc:
+            raise serializers.ValidationError(exc.message) from exc
         return workflow
 
 
@@ -95,12 +98,12 @@ class WorkflowSerializer(ModelSerializer):
 
     def validate(self, attrs: dict) -> dict:
         status = attrs.get("status", self.instance.status if self.instance else None)
-        if status == Workflows.Status.DEPLOYED and (
-            self.instance is None or not self.instance.steps.exists()
-        ):
-            raise serializers.ValidationError(
-                {"status": ["A workflow with no steps cannot be deployed; add steps first."]}
-            )
+        # Steps are added through their own endpoint, after the workflow exists.
+        step_count = self.instance.steps.count() if self.instance is not None else 0
+        try:
+            services.workflow_check_deployable(status=status, step_count=step_count)
+        except errors.InvalidInput as exc:
+            raise serializers.ValidationError({exc.field: [exc.message]}) from exc
         _clean_as_model(self, attrs)
         return attrs
 
@@ -151,3 +154,33 @@ class AssignmentReportSerializer(serializers.Serializer):
     until = serializers.DateTimeField()
     users = AssignmentReportUserSerializer(many=True)
     spread = serializers.IntegerField(help_text="Most minus fewest assignments received, among the users.")
+
+
+# --- Routing tester ----------------------------------------------------------------
+
+
+class WorkflowMatchQuerySerializer(serializers.Serializer):
+    department = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="The ticket's department."
+    )
+    category = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="The ticket's category."
+    )
+    sub_category = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="The ticket's sub category; blank for none.",
+    )
+
+
+class WorkflowMatchSerializer(serializers.Serializer):
+    match = serializers.ChoiceField(
+        choices=["exact", "fallback", "none"],
+        help_text=(
+            "exact: a live workflow with the ticket's department, category and sub category; fallback: "
+            "none has its sub category, so the department and category's catch-all (blank sub category) "
+            "or else their oldest live workflow; none: the ticket would fail with no_workflow."
+        ),
+    )
+    workflow = WorkflowSerializer(allow_null=True, help_text="The workflow the ticket would get, or null.")

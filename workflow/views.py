@@ -6,7 +6,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from task import selectors as task_selectors
-from workflow import services
+from workflow import selectors, services
 from workflow.models import Roles, Steps, Workflows
 from workflow.serializers import (
     AssignmentReportQuerySerializer,
@@ -15,6 +15,8 @@ from workflow.serializers import (
     NextAssigneesSerializer,
     RoleSerializer,
     StepSerializer,
+    WorkflowMatchQuerySerializer,
+    WorkflowMatchSerializer,
     WorkflowSerializer,
 )
 from workflow_api import filters
@@ -83,6 +85,31 @@ class WorkflowViewSet(viewsets.ModelViewSet):
             workflow = serializer.save()
             if services.workflow_needs_new_version(before=before, workflow=workflow):
                 services.workflow_publish_version(workflow=workflow)
+
+    @extend_schema(
+        summary="The workflow a ticket with these fields would get: exactly, by fallback or none (staff)",
+        parameters=[WorkflowMatchQuerySerializer],
+        responses={200: WorkflowMatchSerializer, 400: VALIDATION_ERROR},
+        filters=False,
+    )
+    @action(
+        detail=False,
+        methods=["get"],
+        url_path="match",
+        permission_classes=[IsStaff],
+        filter_backends=[],
+        pagination_class=None,
+    )
+    def match(self, request: Request) -> Response:
+        query = WorkflowMatchQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        found = selectors.match_workflow(**query.validated_data)
+        workflow = (
+            Workflows.objects.prefetch_related("steps__role").get(pk=found.workflow.pk)
+            if found.workflow is not None
+            else None
+        )
+        return Response(WorkflowMatchSerializer({"match": found.kind, "workflow": workflow}).data)
 
 
 @extend_schema_view(

@@ -2,7 +2,7 @@ from django.apps import AppConfig
 
 
 class WorkflowApiConfig(AppConfig):
-    """The project package as an app: the API's management commands and deploy checks."""
+    """The project package as an app: the API's management commands, deploy checks and metric counters."""
 
     name = "workflow_api"
     verbose_name = "workflow_api"

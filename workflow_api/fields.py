@@ -7,11 +7,11 @@ from rest_framework.utils import html
 
 
 class DocumentedLengthCharField(serializers.CharField):
-    """A CharField that takes what the OpenAPI schema says: a string, within max_length as sent.
+    """A CharField that takes strings only, whose max_length holds for the value as sent, as the schema says.
 
-    DRF would take a number and store its text, and trims surrounding
-    whitespace before checking the length, so a value over the documented
-    maximum would pass if trimming brought it under.
+    DRF turns a number into its text, and trims surrounding whitespace before
+    checking the length, so a number, or a value over the documented maximum
+    that trimming brought under it, would pass.
     """
 
     def run_validation(self, data=empty):

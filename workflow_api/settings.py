@@ -168,6 +168,10 @@ JWT_SIGNING_KEY = env.str(
 )
 JWT_ISSUER = env.str("JWT_ISSUER", default="")
 JWT_AUDIENCE = env.str("JWT_AUDIENCE", default="")
+# Bearer token a Prometheus scraper sends to /metrics; unset: only staff sessions may read it.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Seconds between a process adding its metric counts to the database (0: only at exit and when scraped).
+METRICS_FLUSH_SECONDS = env.float("METRICS_FLUSH_SECONDS", default=10.0)
 # Tolerated clock difference with the auth service when checking exp/iat.
 JWT_LEEWAY_SECONDS = env.int("JWT_LEEWAY_SECONDS", default=30)
 # Longest validity accepted: exp - iat, or exp - now for a token without iat.
@@ -231,11 +235,16 @@ CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "workflow_api",
-    "DESCRIPTION": "Workflows, tickets and the tasks created for them. "
-    "Authenticate with `Authorization: Bearer <JWT>`, the `access_token` cookie, or a Django session.",
+    "DESCRIPTION": "Workflows, tickets and the tasks created for them. Every operation needs a caller: "
+    "`Authorization: Bearer <JWT>` (Authorize, bearerAuth; locally "
+    "`.venv/bin/python manage.py mint_dev_token --user-id 3 [--admin]` prints one), the `access_token` "
+    "cookie, or a Django admin session. Lists are pages: `{count, next, previous, results}`.",
     "VERSION": "1.0.0",
-    # The schema describes the API, not public information: same rule as the API itself.
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # The API's shape is no secret, and every operation in it still needs a token:
+    # a frontend developer holding only a JWT opens the docs and authorizes there.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    # No authentication on these two views: a stale cookie or token cannot turn them into a 401.
+    "SERVE_AUTHENTICATION": [],
     "SERVE_INCLUDE_SCHEMA": False,
     # Swagger UI from the service's own static files: no CDN needed to read the docs.
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -244,6 +253,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "workflow_api.schema.describe_fields",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "TaskStatusEnum": "task.models.Task.Status",
         "UserStatusEnum": "task.models.Task.UserStatus",

@@ -72,7 +72,7 @@ def test_every_operation_requires_a_token_or_a_session(schema):
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
             schemes = {name for requirement in operation["security"] for name in requirement}
-            assert schemes == {"jwtBearer", "jwtCookie", "cookieAuth"}, (method, path)
+            assert schemes == {"bearerAuth", "jwtCookie", "cookieAuth"}, (method, path)
 
 
 def test_schema_and_docs_are_served_to_authenticated_callers(staff):
