@@ -107,6 +107,9 @@ def with_names(queryset: QuerySet[Task]) -> QuerySet[Task]:
     so a count over `queryset` (which selects only keys) joins nothing.
     """
     return queryset.annotate(
+        ticket_number=Subquery(
+            WorkflowTicket.objects.filter(pk=OuterRef("ticket_id")).values("ticket_number")
+        ),
         ticket_subject=Subquery(WorkflowTicket.objects.filter(pk=OuterRef("ticket_id")).values("subject")),
         workflow_name=Subquery(Workflows.objects.filter(pk=OuterRef("workflow_id")).values("name")),
         workflow_version_number=Subquery(

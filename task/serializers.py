@@ -80,6 +80,15 @@ class TaskSerializer(serializers.ModelSerializer):
             "assigned_users_count",
         ]
         read_only_fields = fields
+        extra_kwargs = {
+            "step_entered_at": {
+                "help_text": "When the task entered its current step; its deadline counts from here."
+            },
+            "step_due_at": {
+                "help_text": "The current step's deadline (its SLA, or the workflow's for the ticket's priority), "
+                "moved on by time on hold; null: no deadline."
+            },
+        }
 
     def get_assigned_users_count(self, task: Task) -> int:
         return len(task.current_assignments)
@@ -97,6 +106,7 @@ class TaskSerializer(serializers.ModelSerializer):
         return {
             "task_id": task.task_id,
             "ticket_id": task.ticket_id,
+            "ticket_number": task.ticket_number,
             "workflow_id": task.workflow_id,
             "workflow_version": task.workflow_version_number,
             "current_step": task.current_step_id,

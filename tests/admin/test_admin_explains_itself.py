@@ -20,6 +20,7 @@ def _workflow_form(role: Roles, **fields) -> dict:
         "sub_category": "",
         "status": "deployed",
         "end_logic": "",
+        "default_priority": "medium",
         "steps-TOTAL_FORMS": "1",
         "steps-INITIAL_FORMS": "0",
         "steps-MIN_NUM_FORMS": "0",
@@ -29,8 +30,8 @@ def _workflow_form(role: Roles, **fields) -> dict:
         "steps-0-role": str(role.pk),
         "steps-0-assignment_strategy": "round_robin",
         "steps-0-max_assignees": "",
-        "steps-0-description": "",
-        "steps-0-instruction": "",
+        "steps-0-sla": "",
+        "steps-0-completion_policy": "manual",
     }
     form.update(fields)
     return form
