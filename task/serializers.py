@@ -85,8 +85,8 @@ class TaskSerializer(serializers.ModelSerializer):
                 "help_text": "When the task entered its current step; its deadline counts from here."
             },
             "step_due_at": {
-                "help_text": "The current step's deadline (its SLA, or the workflow's for the ticket's priority), "
-                "moved on by time on hold; null: no deadline."
+                "help_text": "The current step's deadline (its SLA, or the workflow's for the ticket's "
+                "priority), moved on by time on hold; null: no deadline."
             },
         }
 
