@@ -39,7 +39,7 @@ from workflow.selectors import (
     ticket_route,
     workflow_next_step,
 )
-from workflow_api import errors
+from workflow_api import errors, metrics
 from workflow_api.celery import app as celery_app
 
 logger = logging.getLogger(__name__)
@@ -100,18 +100,24 @@ def _decide(
     `releasing`: open assignments the same transaction closes, not counted.
     """
     locked_users: set[int] = set()
+    rotation_created = False
     while True:
         if state is None:
             state = assignment.read_role_state(
                 role=step.role.name, user_ids=candidates, probe_ticket_number=probe_ticket_number, lock=True
             )
-        if state.version is None and connection.vendor == "postgresql":
+        if (
+            state.version is None
+            and candidates
+            and not rotation_created
+            and connection.vendor == "postgresql"
+        ):
             # The role's first decision: create its rotation row, so that there
             # is a row to lock (and to wait on) from this decision on.
             RoundRobinState.objects.bulk_create(
                 [RoundRobinState(role_name=step.role.name, next_index=0, version=0)], ignore_conflicts=True
             )
-            state = None
+            state, rotation_created = None, True
             continue
         state = state.without(releasing)
         decision = assignment.decide(
@@ -1354,6 +1360,9 @@ def task_escalate(*, task_id: int, now: datetime | None = None) -> bool:
                 task_id, Kind.ESCALATED, actor=SYSTEM, now=now, step_id=step.pk, **facts, outcome="notified"
             )
             transaction.on_commit(lambda: _send_notification(payload), robust=True)
+            transaction.on_commit(
+                lambda: metrics.count("escalations_total", policy=step.escalation, outcome="notified")
+            )
         return True
     if not claim.update(escalated_at=now):
         return False
@@ -1365,6 +1374,7 @@ def task_escalate(*, task_id: int, now: datetime | None = None) -> bool:
     except (NobodyAvailable, AllocationFailed, errors.DependencyUnavailable) as exc:
         outcome = {"outcome": "nobody", "reason": exc.message}
     _record(task_id, Kind.ESCALATED, actor=SYSTEM, now=timezone.now(), step_id=step.pk, **facts, **outcome)
+    metrics.count("escalations_total", policy=step.escalation, outcome=outcome["outcome"])
     logger.info("Task %s escalated on step %s: %s", task_id, step.pk, outcome["outcome"])
     return True
 

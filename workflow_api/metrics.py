@@ -45,6 +45,10 @@ HELP = {
     "allocation_seconds": ("histogram", "Time of one allocation try, TTS included."),
     "tts_requests_total": ("counter", "Requests to TTS by outcome: ok, unavailable, bad_response."),
     "tts_request_seconds": ("histogram", "Time of one request to TTS."),
+    "escalations_total": (
+        "counter",
+        "Overdue steps escalated, by policy (notify, reassign, escalate_to_role) and outcome.",
+    ),
 }
 
 # This process's counts not yet added to the database: (name, labels) -> amount.

@@ -249,3 +249,21 @@ def test_admin_shows_an_escalation_in_the_tasks_history_and_keeps_its_deadline_r
     assert "late_seconds" in page
     for field in ("step_due_at", "escalated_at", "held_at", "step_entered_at"):
         assert f'name="{field}' not in page  # nor its date and time inputs
+
+
+def test_escalations_are_counted_in_the_metrics_by_policy_and_outcome(
+    two_step_workflow, tts, send_task, client, django_capture_on_commit_callbacks
+):
+    from tests.api.test_metric_counters import _samples
+
+    overdue_task(two_step_workflow, escalation="notify", number="TX-M1")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.task_escalate_overdue() == 1
+    tts.role(ROLE, [])
+    overdue_task(two_step_workflow, escalation="reassign", number="TX-M2")
+    assert services.task_escalate_overdue() == 1
+
+    samples = _samples(client)
+
+    assert samples['workflow_api_escalations_total{outcome="notified",policy="notify"}'] == 1
+    assert sum(value for name, value in samples.items() if 'policy="reassign"' in name) == 1
