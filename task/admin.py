@@ -97,6 +97,14 @@ class ReassignForm(forms.Form):
         ]
 
 
+class ReasonForm(forms.Form):
+    reason = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}))
+
+    def __init__(self, *args, required: bool = True, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["reason"].required = required
+
+
 @admin.register(Task)
 class TaskAdmin(admin.ModelAdmin):
     """Read-only: every change goes through task.services, from the actions and the reassign page."""
@@ -130,7 +138,7 @@ class TaskAdmin(admin.ModelAdmin):
     # task.services owns a task's state, its step and its assignees.
     readonly_fields = fields
     inlines = [AssignmentInline, TaskEventInline]
-    actions = ["complete_tasks", "move_tasks_to_next_step"]
+    actions = ["complete_tasks", "move_tasks_to_next_step", "hold_tasks", "resume_tasks", "cancel_tasks"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         # Tasks come from tickets (or the create_task_for_ticket action), never from a blank form.
@@ -217,6 +225,53 @@ class TaskAdmin(admin.ModelAdmin):
     @admin.action(description="Move selected tasks to their next step", permissions=["change"])
     def move_tasks_to_next_step(self, request: HttpRequest, queryset) -> None:
         self._each(request, queryset, services.task_move_to_next_step, "moved on")
+
+    def _with_reason(self, request: HttpRequest, queryset, service, *, action: str, title: str, done: str):
+        """Ask for the reason on a page of its own, then apply `service` to each selected task."""
+        form = ReasonForm(
+            request.POST if "apply" in request.POST else None, required=action != "resume_tasks"
+        )
+        if form.is_valid():
+            reason = form.cleaned_data["reason"]
+            self._each(
+                request,
+                queryset,
+                lambda *, task_id, actor: service(task_id=task_id, reason=reason, actor=actor),
+                done,
+            )
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": title,
+            "tasks": list(queryset),
+            "action": action,
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/task/task/lifecycle_action.html", context)
+
+    @admin.action(description="Put selected tasks on hold", permissions=["change"])
+    def hold_tasks(self, request: HttpRequest, queryset):
+        return self._with_reason(
+            request,
+            queryset,
+            services.task_hold,
+            action="hold_tasks",
+            title="Put on hold",
+            done="put on hold",
+        )
+
+    @admin.action(description="Resume selected tasks", permissions=["change"])
+    def resume_tasks(self, request: HttpRequest, queryset):
+        return self._with_reason(
+            request, queryset, services.task_resume, action="resume_tasks", title="Resume", done="resumed"
+        )
+
+    @admin.action(description="Cancel selected tasks", permissions=["change"])
+    def cancel_tasks(self, request: HttpRequest, queryset):
+        return self._with_reason(
+            request, queryset, services.task_cancel, action="cancel_tasks", title="Cancel", done="cancelled"
+        )
 
     def get_urls(self) -> list:
         return [

@@ -146,3 +146,34 @@ def test_the_api_and_admin_refuse_a_deployed_workflow_without_steps_with_the_sam
     assert api.json()["status"] == [message]
     assert message in admin_answer.content.decode()
     assert not Workflows.objects.exists()
+
+
+def test_hold_resume_and_cancel_actions_ask_for_a_reason_and_go_through_the_services(superuser_client, task):
+    asked = superuser_client.post(
+        "/admin/task/task/", {"action": "hold_tasks", "_selected_action": [task.pk]}
+    )
+    assert asked.status_code == 200 and b'name="reason"' in asked.content
+    assert Task.objects.get(pk=task.pk).status == Task.Status.PENDING  # nothing done before the reason
+
+    def apply(action: str, reason: str):
+        return superuser_client.post(
+            "/admin/task/task/",
+            {"action": action, "_selected_action": [task.pk], "apply": "1", "reason": reason},
+            follow=True,
+        )
+
+    apply("hold_tasks", "Waiting for the vendor")
+    assert Task.objects.get(pk=task.pk).status == Task.Status.ON_HOLD
+    apply("resume_tasks", "")
+    assert Task.objects.get(pk=task.pk).status == Task.Status.PENDING
+    apply("cancel_tasks", "Duplicate of TX-0")
+    assert Task.objects.get(pk=task.pk).status == Task.Status.CANCELLED
+    refused = apply("resume_tasks", "")
+    assert any("task" in str(message) for message in refused.context["messages"])
+    held, resumed, cancelled = TaskEvent.objects.filter(
+        task=task, kind__in=["held", "resumed", "cancelled"]
+    ).order_by("id")
+    assert held.details["reason"] == "Waiting for the vendor"
+    assert held.actor.startswith("admin:")
+    assert resumed.kind == "resumed"
+    assert cancelled.details["reason"] == "Duplicate of TX-0"
