@@ -82,8 +82,8 @@ def test_demo_runs_its_eight_steps_on_its_own_database_and_leaves_the_services_u
     with closing(sqlite3.connect(service_db)) as connection, connection:
         connection.execute(
             "INSERT INTO workflow_workflows (name, description, department, category, sub_category, "
-            "is_published, status, end_logic, created_at, updated_at) VALUES ('Real one', '', "
-            "'IT Department', 'IT Support', '', 1, 'draft', '', '2026-01-01', '2026-01-01')"
+            "is_published, status, end_logic, default_priority, created_at, updated_at) VALUES ('Real one', "
+            "'', 'IT Department', 'IT Support', '', 1, 'draft', '', 'medium', '2026-01-01', '2026-01-01')"
         )
     before = _rows(service_db)
 

@@ -96,8 +96,9 @@ class StepsInline(admin.TabularInline):
     extra = 0
     ordering = ["order"]
     # The table keeps to what orders and assigns the steps, so it fits a 1,366 px
-    # screen; each step's escalation, description and instruction are on its own page (the link).
-    fields = ["order", "name", "role", "assignment_strategy", "max_assignees", "sla", "completion_policy"]
+    # screen; each step's deadline, escalation, completion rule, description and instruction are
+    # on its own page (the link).
+    fields = ["order", "name", "role", "assignment_strategy", "max_assignees"]
     autocomplete_fields = ["role"]
     show_change_link = True
     formfield_overrides = {

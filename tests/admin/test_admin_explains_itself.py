@@ -30,8 +30,6 @@ def _workflow_form(role: Roles, **fields) -> dict:
         "steps-0-role": str(role.pk),
         "steps-0-assignment_strategy": "round_robin",
         "steps-0-max_assignees": "",
-        "steps-0-sla": "",
-        "steps-0-completion_policy": "manual",
     }
     form.update(fields)
     return form
