@@ -244,7 +244,12 @@ def _skip_reason(user_id: int, *, state: RoleState, now: datetime, exclude: froz
 
 
 def read_role_state(
-    *, role: str, user_ids: list[int], probe_ticket_number: str | None = None, lock: bool = False
+    *,
+    role: str,
+    user_ids: list[int],
+    probe_ticket_number: str | None = None,
+    lock: bool = False,
+    fresh_loads: bool = True,
 ) -> RoleState:
     """The role's rotation, and the availability and open loads of `user_ids`: one query.
 
@@ -254,6 +259,9 @@ def read_role_state(
     first delivery decides and writes only if it is not). `lock`: inside a
     transaction, lock the role's rotation until it ends (PostgreSQL), so that
     decisions in the role queue here instead of deciding twice on one state.
+    `fresh_loads`: with `lock`, also have the role's loads as the decision
+    before this one left them (read again if this one had to wait); round
+    robin, which orders by the rotation alone, does without.
     """
     from tickets.models import WorkflowTicket
 
@@ -272,7 +280,7 @@ def read_role_state(
         f"FROM {AssigneeLoad._meta.db_table} WHERE user_id {ids_sql} AND open_assignments > 0"
     )
     params = [role, *ids_params, *ids_params]
-    if locking:
+    if locking and fresh_loads:
         # The rotation as this statement's snapshot saw it. A lock that had to
         # wait returns the row as the decision before this one left it, but the
         # rest of the statement still reads the snapshot taken before that
@@ -310,7 +318,7 @@ def read_role_state(
             total_loads[number] = total_loads.get(number, 0) + value
             if text == role:
                 role_loads[number] = value
-    if locking and version != seen_version:
+    if locking and fresh_loads and version != seen_version:
         return read_role_state(
             role=role, user_ids=user_ids, probe_ticket_number=probe_ticket_number, lock=True
         )

@@ -104,7 +104,15 @@ def _decide(
     while True:
         if state is None:
             state = assignment.read_role_state(
-                role=step.role.name, user_ids=candidates, probe_ticket_number=probe_ticket_number, lock=True
+                role=step.role.name,
+                user_ids=candidates,
+                probe_ticket_number=probe_ticket_number,
+                lock=True,
+                # Round robin orders by the rotation, which the lock returns as the decision
+                # before left it; capacity and availability are read again under the users'
+                # own locks below. Load balancing orders by loads, which must be that fresh too.
+                fresh_loads=step.assignment_strategy == Steps.AssignmentStrategy.LOAD_BALANCED
+                or bool(locked_users),
             )
         if (
             state.version is None
