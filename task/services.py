@@ -882,19 +882,26 @@ def _move_on_by_policy(task: Task, *, actor: str) -> Task:
         return Task.objects.select_related("workflow", "current_step__role", "ticket").get(pk=task.pk)
 
 
-def _complete_locked(task: Task, *, actor: str, now: datetime) -> Task:
-    task.status = Task.Status.COMPLETED
-    task.save(update_fields=["status", "updated_at"])
+def _release_load(task: Task) -> None:
+    """The task's open assignments stop counting as load (it completed, was held or cancelled);
+    tickets waiting for the places it frees are woken after commit."""
     loads: dict[tuple[int, str], int] = {}
     _close_assignments([row for row in _current_rows(task) if row.is_open], leave_step=False, loads=loads)
     _change_loads(loads)
+    if loads:
+        _wake_waiting_tickets_on_commit()
+
+
+def _complete_locked(task: Task, *, actor: str, now: datetime) -> Task:
+    task.status = Task.Status.COMPLETED
+    task.save(update_fields=["status", "updated_at"])
+    _release_load(task)
     _record(task.pk, Kind.COMPLETED, actor=actor, now=now, step_id=task.current_step_id)
     if task.terms.end_logic == Workflows.EndLogic.NOTIFICATION:
         payload = notification_payload(task=task)
         # robust: the task is completed either way; a broker failure is logged
         # (with the payload's ids) instead of failing a request that committed.
         transaction.on_commit(lambda: _send_notification(payload), robust=True)
-    _wake_waiting_tickets_on_commit()
     logger.info("Task %s completed (ticket %s)", task.task_id, task.ticket.ticket_number)
     return task
 
@@ -928,9 +935,7 @@ def task_hold(*, task_id: int, reason: str, actor: str = SYSTEM) -> Task:
             raise errors.InvalidTransition(f"Cannot hold task {task_id}: it is {task.status}")
         now = timezone.now()
         previous = task.status
-        loads: dict[tuple[int, str], int] = {}
-        _close_assignments([row for row in _current_rows(task) if row.is_open], leave_step=False, loads=loads)
-        _change_loads(loads)
+        _release_load(task)
         task.status = Task.Status.ON_HOLD
         task.held_at = now
         task.save(update_fields=["status", "held_at", "updated_at"])
@@ -943,8 +948,6 @@ def task_hold(*, task_id: int, reason: str, actor: str = SYSTEM) -> Task:
             reason=reason,
             **{"from": previous},
         )
-        if loads:
-            _wake_waiting_tickets_on_commit()
     logger.info("Task %s held by %s", task_id, actor)
     return task
 
@@ -1015,9 +1018,7 @@ def task_cancel(*, task_id: int, reason: str, actor: str = SYSTEM) -> Task:
         _require_open(task, "cancel")
         now = timezone.now()
         previous = task.status
-        loads: dict[tuple[int, str], int] = {}
-        _close_assignments([row for row in _current_rows(task) if row.is_open], leave_step=False, loads=loads)
-        _change_loads(loads)
+        _release_load(task)
         task.status = Task.Status.CANCELLED
         task.held_at = None
         task.save(update_fields=["status", "held_at", "updated_at"])
@@ -1030,8 +1031,6 @@ def task_cancel(*, task_id: int, reason: str, actor: str = SYSTEM) -> Task:
             reason=reason,
             **{"from": previous},
         )
-        if loads:
-            _wake_waiting_tickets_on_commit()
     logger.info("Task %s cancelled by %s", task_id, actor)
     return task
 
