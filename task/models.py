@@ -69,6 +69,13 @@ class Task(models.Model):
             # is an index range whatever the table's size.
             models.Index(fields=["status", "-task_id"], name="task_status_idx"),
             models.Index(fields=["workflow", "-task_id"], name="task_workflow_idx"),
+            # `?overdue=true`: open tasks newest first, their deadline checked in the index. A
+            # page reads past the open tasks not yet due, never the finished ones.
+            models.Index(
+                fields=["-task_id", "step_due_at"],
+                condition=Q(status__in=["pending", "in_progress"]),
+                name="task_open_due_idx",
+            ),
             # The periodic check's question: open steps past their deadline, not escalated yet.
             models.Index(
                 fields=["step_due_at"],

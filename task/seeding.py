@@ -29,6 +29,10 @@ BENCH_ROUTE = {
     "category": "IT Support",
     "sub_category": "Technical Assistance",
 }
+BENCH_PRIORITY = "Medium"
+# The bench workflow's deadline for its (medium-priority) tickets: open tasks
+# older than this are overdue, as the `?overdue=true` list shows them.
+BENCH_SLA = timedelta(days=1)
 
 # Statuses in turn, so each holds a quarter of the tasks.
 STATUS_CYCLE = (
@@ -55,11 +59,16 @@ class SeedResult:
 
 
 def bench_workflow() -> tuple[Workflows, Steps]:
-    """The deployed benchmark workflow and its one step (round robin), created if missing."""
+    """The deployed bench workflow (medium SLA: BENCH_SLA) and its one step (round robin), made if missing."""
     role, _ = Roles.objects.get_or_create(name=BENCH_ROLE)
     workflow, _ = Workflows.objects.get_or_create(
         name=BENCH_WORKFLOW,
-        defaults={**BENCH_ROUTE, "is_published": True, "status": Workflows.Status.DEPLOYED},
+        defaults={
+            **BENCH_ROUTE,
+            "is_published": True,
+            "status": Workflows.Status.DEPLOYED,
+            "medium_sla": BENCH_SLA,
+        },
     )
     step, _ = Steps.objects.get_or_create(
         workflow=workflow, order=1, defaults={"role": role, "name": "Triage"}
@@ -81,7 +90,10 @@ def seed_bench_data(
     Statuses take turns (pending, in_progress, completed, on_hold); assignees'
     statuses follow their task's, and open loads, round-robin position and
     task counts are kept exact. Users are taken in turn from where the role's
-    rotation stands, as round robin over TTS listing 1..`users` does.
+    rotation stands, as round robin over TTS listing 1..`users` does. Each
+    task entered its step when its ticket arrived and is due by the step's
+    deadline for a medium-priority ticket, as the pipeline sets it; held
+    tasks were held an hour later.
     Decision records say loads of 0: history is not replayed. One
     transaction: an interrupted run leaves nothing. Ends with VACUUM ANALYZE.
     Tickets arrive `per_day` a day, evenly, the newest now. Raises
@@ -121,6 +133,7 @@ def seed_bench_data(
             cursor=_rotation_cursor(step.role.name),
             newest=now,
             interval=timedelta(days=1) / per_day,
+            sla=step.sla_for(workflow=workflow, ticket_priority=BENCH_PRIORITY),
             record=decision.record(trigger="new_ticket"),
         )
         with connection.cursor() as cursor:
@@ -178,6 +191,7 @@ class _Plan:
     cursor: int
     newest: object
     interval: timedelta
+    sla: timedelta | None
     record: dict
 
     def _series(self, start: int, stop: int) -> tuple[str, list]:
@@ -215,27 +229,29 @@ class _Plan:
             " allocation_error, allocation_error_detail, allocation_attempts, last_allocation_attempt_at,"
             " fetched_at, created_at, updated_at)"
             " SELECT s.ticket_id, 'BENCH' || lpad(s.ticket_id::text, 10, '0'), s.ticket_id,"
-            " 'Bench ticket ' || s.ticket_id, 'Generated for benchmarks.', %s, %s, %s, 'Medium', 'Open',"
+            " 'Bench ticket ' || s.ticket_id, 'Generated for benchmarks.', %s, %s, %s, %s, 'Open',"
             " jsonb_build_object('ticket_id', 'BENCH' || lpad(s.ticket_id::text, 10, '0'), 'id', s.ticket_id,"
             "  'subject', 'Bench ticket ' || s.ticket_id, 'description', 'Generated for benchmarks.',"
             "  'department', %s::text, 'category', %s::text, 'subcategory', %s::text,"
-            "  'priority', 'Medium', 'status', 'Open'),"
+            "  'priority', %s::text, 'status', 'Open'),"
             " TRUE, '', '', 1, s.at, NULL, s.at, s.at"
             f" FROM ({series}) AS s"
         )
         sub = self.workflow.sub_category
-        ticket_params = [route["department"], route["category"], sub]
-        ticket_params += [route["department"], route["category"], sub, *series_params]
+        ticket_params = [route["department"], route["category"], sub, BENCH_PRIORITY]
+        ticket_params += [route["department"], route["category"], sub, BENCH_PRIORITY, *series_params]
 
         task_table = Task._meta.db_table
         tasks = (
             f"INSERT INTO {task_table} (task_id, ticket_id, workflow_id, current_step_id, status,"
-            " created_at, updated_at, fetched_at)"
+            " created_at, updated_at, fetched_at, step_entered_at, step_due_at, held_at)"
             " SELECT s.task_id, s.ticket_id, %s, %s, s.status, s.at,"
-            " CASE WHEN s.status = 'pending' THEN s.at ELSE s.at + interval '1 hour' END, NULL"
+            " CASE WHEN s.status = 'pending' THEN s.at ELSE s.at + interval '1 hour' END, NULL,"
+            " s.at, s.at + %s::interval,"
+            " CASE WHEN s.status = 'on_hold' THEN s.at + interval '1 hour' END"
             f" FROM ({series}) AS s"
         )
-        task_params = [self.workflow.pk, self.step.pk, *series_params]
+        task_params = [self.workflow.pk, self.step.pk, self.sla, *series_params]
 
         # An assignee starting work moves the task to in_progress (the first
         # assignee here); finishing or holding the task carries every assignee.

@@ -297,11 +297,17 @@ class Steps(models.Model):
         if self.escalation == self.Escalation.ESCALATE_TO_ROLE and self.escalation_role_id is None:
             raise ValidationError({"escalation_role": ["Required when escalation is escalate_to_role."]})
 
+    def sla_for(
+        self, *, workflow: "Workflows | WorkflowVersion", ticket_priority: str | None
+    ) -> timedelta | None:
+        """How long a task may stay on this step: the step's own SLA, else the workflow's for the priority."""
+        return self.sla or workflow.sla_for(ticket_priority)
+
     def deadline(
-        self, *, workflow: Workflows, ticket_priority: str | None, entered_at: datetime
+        self, *, workflow: "Workflows | WorkflowVersion", ticket_priority: str | None, entered_at: datetime
     ) -> datetime | None:
         """When a task entering this step at `entered_at` is due (calendar time); None: no deadline."""
-        sla = self.sla or workflow.sla_for(ticket_priority)
+        sla = self.sla_for(workflow=workflow, ticket_priority=ticket_priority)
         return entered_at + sla if sla else None
 
     @property

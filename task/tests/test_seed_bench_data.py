@@ -51,7 +51,9 @@ def _pipeline_task(tts, *, users: int) -> Task:
     """One ticket through the real pipeline (receive_ticket on a worker), TTS listing users 1..users."""
     seeding.bench_workflow()
     tts.role(seeding.BENCH_ROLE, list(range(1, users + 1)))
-    payload = ticket_payload("TX-PIPELINE", sub_category=seeding.BENCH_ROUTE["sub_category"])
+    payload = ticket_payload(
+        "TX-PIPELINE", sub_category=seeding.BENCH_ROUTE["sub_category"], priority=seeding.BENCH_PRIORITY
+    )
     ticket_tasks.receive_ticket.push_request(id="m-1", delivery_info={"redelivered": False})
     try:
         ticket_tasks.receive_ticket.run(payload)
@@ -131,6 +133,10 @@ def test_seeded_rows_are_what_the_pipeline_stores_and_loads_equal_a_recount(tts)
     assert [getattr(seeded_row, f) for f in same] == [getattr(pipeline_row, f) for f in same]
     assert seeded.workflow_id == by_pipeline.workflow_id
     assert seeded.current_step_id == by_pipeline.current_step_id
+    assert seeded.ticket.priority == by_pipeline.ticket.priority
+    # The step's deadline, from the ticket's arrival, as the pipeline sets it.
+    assert by_pipeline.step_due_at - by_pipeline.step_entered_at == seeding.BENCH_SLA
+    assert seeded.step_due_at - seeded.step_entered_at == seeding.BENCH_SLA
 
     assert _stored_loads() == _recounted_loads()
     assert selectors.task_statistics()["by_status"] == {
