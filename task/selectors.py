@@ -3,7 +3,7 @@
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import Count, Exists, F, IntegerField, OuterRef, QuerySet, Subquery, Sum
+from django.db.models import Count, Exists, F, IntegerField, Model, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -107,17 +107,19 @@ def with_names(queryset: QuerySet[Task]) -> QuerySet[Task]:
     so a count over `queryset` (which selects only keys) joins nothing.
     """
     return queryset.annotate(
-        ticket_number=Subquery(
-            WorkflowTicket.objects.filter(pk=OuterRef("ticket_id")).values("ticket_number")
-        ),
-        ticket_subject=Subquery(WorkflowTicket.objects.filter(pk=OuterRef("ticket_id")).values("subject")),
-        workflow_name=Subquery(Workflows.objects.filter(pk=OuterRef("workflow_id")).values("name")),
-        workflow_version_number=Subquery(
-            WorkflowVersion.objects.filter(pk=OuterRef("workflow_version_id")).values("number")
-        ),
+        ticket_number=_by_key(WorkflowTicket, "ticket_id", "ticket_number"),
+        ticket_subject=_by_key(WorkflowTicket, "ticket_id", "subject"),
+        workflow_name=_by_key(Workflows, "workflow_id", "name"),
+        workflow_version_number=_by_key(WorkflowVersion, "workflow_version_id", "number"),
         current_step_name=F("current_step__name"),
         current_step_role=F("current_step__role__name"),
     )
+
+
+def _by_key(model: type[Model], key: str, field: str) -> Subquery:
+    # Without the model's default ordering: one row by primary key needs no
+    # sort, which PostgreSQL would otherwise run for every task of the page.
+    return Subquery(model.objects.filter(pk=OuterRef(key)).order_by().values(field))
 
 
 def load_users(tasks: list[Task]) -> None:

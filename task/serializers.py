@@ -1,5 +1,8 @@
+from collections.abc import Callable
 from datetime import datetime
+from functools import cached_property
 
+from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -101,7 +104,7 @@ class TaskSerializer(serializers.ModelSerializer):
         """
         if not hasattr(task, "workflow_name"):
             return super().to_representation(task)
-        stamp = _DATETIME.to_representation
+        stamp = self._stamp
         users = task.users
         return {
             "task_id": task.task_id,
@@ -125,9 +128,16 @@ class TaskSerializer(serializers.ModelSerializer):
             "assigned_users_count": len(users),
         }
 
+    @cached_property
+    def _stamp(self) -> Callable[[datetime], str | None]:
+        """Formats datetimes exactly as the declared fields do (settings, time zone).
 
-# Formats datetimes exactly as the declared fields do (settings, time zone).
-_DATETIME = serializers.DateTimeField()
+        The current time zone is read once per serializer (for a list, once
+        per page) rather than for every value, where it cost more than the
+        formatting itself.
+        """
+        current = timezone.get_current_timezone() if settings.USE_TZ else None
+        return serializers.DateTimeField(default_timezone=current).to_representation
 
 
 class UserAssignmentSerializer(serializers.Serializer):

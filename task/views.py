@@ -121,7 +121,11 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     def list(self, request: Request) -> Response:
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         selectors.load_users(page)
-        return self.get_paginated_response(TaskSerializer(page, many=True).data)
+        # Each task as DRF's ListSerializer would give it, without the list
+        # serializer: it and its child refer to each other and to the page, so
+        # the page's tasks would be freed only by the cyclic garbage collector.
+        serializer = TaskSerializer()
+        return self.get_paginated_response([serializer.to_representation(task) for task in page])
 
     def retrieve(self, request: Request, pk: str | None = None) -> Response:
         task = self.get_object()

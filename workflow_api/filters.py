@@ -3,7 +3,12 @@
 import django_filters
 from django import forms
 from django.db import models
+from django.db.models import QuerySet
+from django.http import QueryDict
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema_field
+from rest_framework.request import Request
+from rest_framework.views import APIView
 
 # Ids are positive and fit a 64-bit column; anything else matches nothing and,
 # unchecked, would reach the database driver (SQLite overflows on larger ints).
@@ -49,3 +54,27 @@ class FilterSet(django_filters.FilterSet):
         **django_filters.FilterSet.FILTER_DEFAULTS,
         models.BooleanField: {"filter_class": StrictBooleanFilter},
     }
+
+
+class FilterBackend(DjangoFilterBackend):
+    """django-filter's backend; a request that names none of the view's filters gets the queryset unfiltered.
+
+    An absent filter leaves the queryset as it is (django-filter skips empty
+    values), so for such a request, most list requests, building and
+    validating the filter form changed nothing and cost about 0.2 ms.
+    """
+
+    def filter_queryset(self, request: Request, queryset: QuerySet, view: APIView) -> QuerySet:
+        filterset_class = self.get_filterset_class(view, queryset)
+        if filterset_class is not None and not _names_a_filter(request.query_params, filterset_class):
+            return queryset
+        return super().filter_queryset(request, queryset, view)
+
+
+def _names_a_filter(params: QueryDict, filterset_class: type[django_filters.FilterSet]) -> bool:
+    filters = filterset_class.base_filters
+    if any(filter_.extra.get("required") for filter_ in filters.values()):
+        return True
+    # By prefix: range and multi-value widgets read their filter's name with a suffix.
+    names = tuple(filters)
+    return bool(names) and any(key.startswith(names) for key in params)

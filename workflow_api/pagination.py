@@ -99,7 +99,12 @@ class KeysetPagination(DefaultPagination):
             self.has_next, self.has_previous = (more, True) if forward else (True, more)
         else:
             self.has_next, self.has_previous = more, offset > 0
-        self.rows = rows
+        # The links need only the first and last rows' keys. Keeping the rows
+        # would tie the page to the view, which DRF holds in reference cycles
+        # (view, request, response): every task of every page would then wait
+        # for the cyclic garbage collector instead of being freed at once.
+        self.first_keys = self._keys(rows[0]) if rows else None
+        self.last_keys = self._keys(rows[-1]) if rows else None
         return rows
 
     def get_paginated_response(self, data: list) -> Response:
@@ -113,17 +118,19 @@ class KeysetPagination(DefaultPagination):
         )
 
     def get_next_link(self) -> str | None:
-        if not self.has_next or not self.rows:
+        if not self.has_next or self.last_keys is None:
             return None
-        return self._link(self.rows[-1], forward=True)
+        return self._link(self.last_keys, forward=True)
 
     def get_previous_link(self) -> str | None:
-        if not self.has_previous or not self.rows:
+        if not self.has_previous or self.first_keys is None:
             return None
-        return self._link(self.rows[0], forward=False)
+        return self._link(self.first_keys, forward=False)
 
-    def _link(self, row: object, *, forward: bool) -> str:
-        keys = [_to_json(getattr(row, field.lstrip("-"))) for field in self.ordering]
+    def _keys(self, row: object) -> list:
+        return [_to_json(getattr(row, field.lstrip("-"))) for field in self.ordering]
+
+    def _link(self, keys: list, *, forward: bool) -> str:
         token = base64.urlsafe_b64encode(json.dumps(["n" if forward else "p", keys]).encode()).decode()
         url = remove_query_param(self.request.build_absolute_uri(), self.page_query_param)
         return replace_query_param(url, self.cursor_query_param, token.rstrip("="))

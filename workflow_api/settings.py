@@ -146,7 +146,7 @@ REST_FRAMEWORK = {
         "workflow_api.throttling.AnonRateThrottle",
         "workflow_api.throttling.UserRateThrottle",
     ],
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["workflow_api.filters.FilterBackend"],
     # JWT first: its WWW-Authenticate header makes anonymous requests answer 401, not 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "workflow_api.authentication.JWTAuthentication",
