@@ -25,6 +25,7 @@ print(json.dumps({
     "eager": app.conf.task_always_eager,
     "broker": app.conf.broker_url,
     "tts": settings.TTS_SERVICE_URL,
+    "concurrency": app.conf.worker_concurrency,
 }))
 """
 
@@ -104,9 +105,17 @@ def test_every_environment_variable_the_settings_read_is_documented_in_env_examp
     assert read - documented == set()
 
 
+def test_a_worker_runs_one_pool_process_more_than_its_cpus_unless_told():
+    cpus = len(os.sched_getaffinity(0))
+
+    assert _settings_with_env({})["concurrency"] == cpus + 1
+    assert _settings_with_env({"CELERY_WORKER_CONCURRENCY": "5"})["concurrency"] == 5
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "complaint"),
     [
+        ("CELERY_WORKER_CONCURRENCY", "0", "CELERY_WORKER_CONCURRENCY must be at least 1"),
         ("MESSAGE_MAX_DEPTH", "2", "MESSAGE_MAX_DEPTH must be between 4"),
         ("MESSAGE_MAX_DEPTH", "600", "MESSAGE_MAX_DEPTH must be between 4"),
         ("MESSAGE_MAX_BYTES", "1000", "MESSAGE_MAX_BYTES must be at least 65536"),

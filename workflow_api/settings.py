@@ -5,6 +5,7 @@ executed in-process, DEBUG on. Production sets DJANGO_DEBUG=false and supplies
 the secrets, which then have no default.
 """
 
+import os
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -397,6 +398,16 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # Reserve one message per pool process: a dying worker strands at most that
 # many, and a slow ticket never holds others hostage.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Pool processes per worker: one more than the CPUs the worker may use. A new
+# ticket waits on TTS and PostgreSQL for about half of its time in a pool
+# process, so with one process per CPU the CPUs idle during those waits (README:
+# "Performance"). `celery worker --concurrency` still overrides it.
+CELERY_WORKER_CONCURRENCY = env.int(
+    "CELERY_WORKER_CONCURRENCY",
+    default=(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) + 1,
+)
+if CELERY_WORKER_CONCURRENCY < 1:
+    raise ImproperlyConfigured("CELERY_WORKER_CONCURRENCY must be at least 1.")
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=60)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=90)
 # Redis redelivers a message not acknowledged within this many seconds. It must
