@@ -91,10 +91,11 @@ def draw(results: dict, path: Path) -> None:
 
         scale.draw(results["scale"], axes[3])
 
-    labels = ["no-op task", "one-INSERT task", "round robin", "load balanced"]
+    labels = ["no-op\ntask", "one-INSERT\ntask", "pipeline,\nround robin", "pipeline,\nload balanced"]
     values = [thr[k]["per_second_median"] for k in ("noop", "insert", "pipeline", "pipeline_load_balanced")]
     bars = ax_thr.bar(labels, values, color=["#9e9e9e", "#5c6bc0", "#26a69a", "#66bb6a"])
     ax_thr.bar_label(bars, fmt="%.0f")
+    ax_thr.tick_params(axis="x", labelsize=8)
     ax_thr.margins(y=0.15)
     ax_thr.set_ylabel("messages (tickets) per second")
     ax_thr.set_title(f"Throughput (pipeline = {thr['pipeline_vs_insert_ratio']:.0%} of INSERT)")
@@ -110,7 +111,7 @@ def draw(results: dict, path: Path) -> None:
     ax_lat.set_title(f"Latency at low load ({lat['tickets']} tickets, one at a time)")
     ax_lat.legend()
 
-    names = ["list (page of 50)", "floor (values())", "detail"]
+    names = ["list\n(page of 50)", "floor\n(values())", "detail"]
     keys = ("list_page_50", "floor_page_50", "detail")
     rates = [rest[k]["per_second"] for k in keys]
     bars = ax_rest.bar(names, rates, color=["#8d6e63", "#bdbdbd", "#ffa726"])
