@@ -59,7 +59,11 @@ class SeedResult:
 
 
 def bench_workflow() -> tuple[Workflows, Steps]:
-    """The deployed bench workflow (medium SLA: BENCH_SLA) and its one step (round robin), made if missing."""
+    """The deployed bench workflow (medium SLA: BENCH_SLA) and its one step (round robin), made if missing.
+
+    One that exists is used as it is: with --append, tasks get the deadlines
+    its SLAs give, as the pipeline would.
+    """
     role, _ = Roles.objects.get_or_create(name=BENCH_ROLE)
     workflow, _ = Workflows.objects.get_or_create(
         name=BENCH_WORKFLOW,

@@ -70,7 +70,7 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     serializer_class = TaskSerializer
     filterset_class = TaskFilter
     pagination_class = KeysetPagination
-    # Newest first; every filter has an index in this order (task.models).
+    # Newest first; each filter alone has an index in this order (task.models).
     keyset_ordering = ("-task_id",)
     # Everything but reading one's own tasks and updating one's own status is staff work.
     staff_actions = frozenset(

@@ -10,6 +10,7 @@ import pytest
 from django.conf import settings
 
 from workflow_api.celery import app as celery_app
+from workflow_api.settings import available_cpus
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -106,16 +107,39 @@ def test_every_environment_variable_the_settings_read_is_documented_in_env_examp
 
 
 def test_a_worker_runs_one_pool_process_more_than_its_cpus_unless_told():
-    cpus = len(os.sched_getaffinity(0))
+    cpus = available_cpus()
 
     assert _settings_with_env({})["concurrency"] == cpus + 1
+    # Compose passes the variable on empty when the operator sets nothing.
+    assert _settings_with_env({"CELERY_WORKER_CONCURRENCY": ""})["concurrency"] == cpus + 1
     assert _settings_with_env({"CELERY_WORKER_CONCURRENCY": "5"})["concurrency"] == 5
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({}, None),  # no cgroup files: the affinity alone
+        ({"cpu.max": "max 100000\n"}, None),  # cgroup v2 without a quota
+        ({"cpu.max": "150000 100000\n"}, 2),  # 1.5 CPUs: 2 processes' worth
+        ({"cpu.max": "50000 100000\n"}, 1),
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),  # v1, no quota
+        ({"cpu/cpu.cfs_quota_us": "100000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1),
+    ],
+)
+def test_a_containers_cpu_quota_caps_the_cpus_a_worker_counts(tmp_path, files, expected):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    affinity = len(os.sched_getaffinity(0))
+
+    assert available_cpus(tmp_path) == (affinity if expected is None else min(affinity, expected))
 
 
 @pytest.mark.parametrize(
     ("variable", "value", "complaint"),
     [
-        ("CELERY_WORKER_CONCURRENCY", "0", "CELERY_WORKER_CONCURRENCY must be at least 1"),
+        ("CELERY_WORKER_CONCURRENCY", "0", "CELERY_WORKER_CONCURRENCY must be a whole number, at least 1"),
+        ("CELERY_WORKER_CONCURRENCY", "two", "CELERY_WORKER_CONCURRENCY must be a whole number, at least 1"),
         ("MESSAGE_MAX_DEPTH", "2", "MESSAGE_MAX_DEPTH must be between 4"),
         ("MESSAGE_MAX_DEPTH", "600", "MESSAGE_MAX_DEPTH must be between 4"),
         ("MESSAGE_MAX_BYTES", "1000", "MESSAGE_MAX_BYTES must be at least 65536"),

@@ -398,16 +398,44 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # Reserve one message per pool process: a dying worker strands at most that
 # many, and a slow ticket never holds others hostage.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+
+
+def available_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """CPUs this process may use: its CPU affinity, capped by a container's CPU quota (cgroup v2 or v1)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    quota_files = (
+        (cgroup / "cpu.max", None),
+        (cgroup / "cpu" / "cpu.cfs_quota_us", cgroup / "cpu" / "cpu.cfs_period_us"),
+    )
+    for quota_path, period_path in quota_files:
+        try:
+            with open(quota_path) as file:
+                fields = file.read().split()
+            if period_path is not None:
+                with open(period_path) as file:
+                    fields.append(file.read().strip())
+            quota, period = int(fields[0]), int(fields[1])
+        except (OSError, ValueError, IndexError):
+            continue  # no such cgroup file, or "max": no quota
+        if quota > 0 and period > 0:
+            return max(1, min(cpus, -(-quota // period)))
+    return cpus
+
+
 # Pool processes per worker: one more than the CPUs the worker may use. A new
 # ticket waits on TTS and PostgreSQL for about half of its time in a pool
 # process, so with one process per CPU the CPUs idle during those waits (README:
-# "Performance"). `celery worker --concurrency` still overrides it.
-CELERY_WORKER_CONCURRENCY = env.int(
-    "CELERY_WORKER_CONCURRENCY",
-    default=(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) + 1,
-)
-if CELERY_WORKER_CONCURRENCY < 1:
-    raise ImproperlyConfigured("CELERY_WORKER_CONCURRENCY must be at least 1.")
+# "Performance"). Empty means the default. `celery worker --concurrency` still
+# overrides it.
+_concurrency = env.str("CELERY_WORKER_CONCURRENCY", default="").strip()
+if not _concurrency:
+    CELERY_WORKER_CONCURRENCY = available_cpus() + 1
+elif _concurrency.isdecimal() and int(_concurrency) >= 1:
+    CELERY_WORKER_CONCURRENCY = int(_concurrency)
+else:
+    raise ImproperlyConfigured(
+        f"CELERY_WORKER_CONCURRENCY must be a whole number, at least 1, not {_concurrency!r}."
+    )
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=60)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=90)
 # Redis redelivers a message not acknowledged within this many seconds. It must

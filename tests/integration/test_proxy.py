@@ -1,6 +1,6 @@
 """deploy/nginx.conf in front of gunicorn: slow clients stall nginx, not gunicorn's sync workers.
 
-Runs the real nginx (Debian's nginx-light is enough) with the compose
+Runs the real nginx (Debian's nginx package) with the compose
 configuration, pointed at a local gunicorn with one sync worker instead of
 the compose service `web`.
 """
@@ -20,7 +20,9 @@ from tests.integration.conftest import REPO, free_port, wait_until
 
 pytestmark = [pytest.mark.integration]
 
-NGINX_MISSING = "nginx is not installed (apt-get install nginx-light)"
+NGINX_MISSING = "nginx is not installed (apt-get install nginx)"
+# Debian installs it in /usr/sbin, which a non-root PATH leaves out.
+NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
 
 SLOW_CLIENTS = 3
 
@@ -78,7 +80,7 @@ def gunicorn_port(tmp_path):
 @pytest.fixture
 def nginx_port(tmp_path, gunicorn_port):
     # CI (REQUIRE_SERVICES=1) installs nginx and must run these; a bare local run skips, saying why.
-    if shutil.which("nginx") is None:
+    if NGINX is None:
         if os.environ.get("REQUIRE_SERVICES") == "1":
             pytest.fail(f"REQUIRE_SERVICES is set and {NGINX_MISSING}", pytrace=False)
         pytest.skip(NGINX_MISSING)
@@ -101,7 +103,7 @@ def nginx_port(tmp_path, gunicorn_port):
         }}
         """
     )
-    command = ["nginx", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")]
+    command = [NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")]
     checked = subprocess.run([*command, "-t"], capture_output=True, text=True, timeout=30)
     assert checked.returncode == 0, checked.stderr
     server = subprocess.Popen(
