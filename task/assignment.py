@@ -100,6 +100,24 @@ class Decision:
     fell_back_to_away: bool
     state_version: int | None
 
+    @classmethod
+    def given(
+        cls, *, strategy: str, role: str, candidates: tuple[int, ...], chosen: tuple[int, ...]
+    ) -> "Decision":
+        """A choice the engine did not make (by hand, or bulk data): no rotation, loads or skips to record."""
+        return cls(
+            strategy=strategy,
+            role=role,
+            candidates=candidates,
+            chosen=chosen,
+            skipped=(),
+            position=0,
+            next_cursor=0,
+            loads={},
+            fell_back_to_away=False,
+            state_version=None,
+        )
+
     @property
     def waiting(self) -> bool:
         """Nobody was eligible: the work waits for someone to become available."""

@@ -114,17 +114,12 @@ def seed_bench_data(
         now = timezone.now()
         first_ticket = _reserve_ids(WorkflowTicket, tasks)
         first_task = _reserve_ids(Task, tasks)
-        decision = assignment.Decision(
+        # Each task's position and chosen users are filled in by the database (_Plan.batch).
+        decision = assignment.Decision.given(
             strategy=Steps.AssignmentStrategy.ROUND_ROBIN,
             role=step.role.name,
             candidates=tuple(range(1, users + 1)),
             chosen=(),
-            skipped=(),
-            position=0,
-            next_cursor=0,
-            loads={},
-            fell_back_to_away=False,
-            state_version=None,
         )
         plan = _Plan(
             workflow=workflow,

@@ -933,21 +933,7 @@ def task_hold(*, task_id: int, reason: str, actor: str = SYSTEM) -> Task:
         task = _locked_task(task_id)
         if task.status not in Task.ACTIVE_STATUSES:
             raise errors.InvalidTransition(f"Cannot hold task {task_id}: it is {task.status}")
-        now = timezone.now()
-        previous = task.status
-        _release_load(task)
-        task.status = Task.Status.ON_HOLD
-        task.held_at = now
-        task.save(update_fields=["status", "held_at", "updated_at"])
-        _record(
-            task.pk,
-            Kind.HELD,
-            actor=actor,
-            now=now,
-            step_id=task.current_step_id,
-            reason=reason,
-            **{"from": previous},
-        )
+        _stop_counting(task, status=Task.Status.ON_HOLD, kind=Kind.HELD, actor=actor, reason=reason)
     logger.info("Task %s held by %s", task_id, actor)
     return task
 
@@ -1016,23 +1002,25 @@ def task_cancel(*, task_id: int, reason: str, actor: str = SYSTEM) -> Task:
     with transaction.atomic():
         task = _locked_task(task_id)
         _require_open(task, "cancel")
-        now = timezone.now()
-        previous = task.status
-        _release_load(task)
-        task.status = Task.Status.CANCELLED
-        task.held_at = None
-        task.save(update_fields=["status", "held_at", "updated_at"])
-        _record(
-            task.pk,
-            Kind.CANCELLED,
-            actor=actor,
-            now=now,
-            step_id=task.current_step_id,
-            reason=reason,
-            **{"from": previous},
-        )
+        _stop_counting(task, status=Task.Status.CANCELLED, kind=Kind.CANCELLED, actor=actor, reason=reason)
     logger.info("Task %s cancelled by %s", task_id, actor)
     return task
+
+
+def _stop_counting(task: Task, *, status: str, kind: str, actor: str, reason: str) -> None:
+    """Hold or cancel (locked) `task`: its load is released, its status changed and the change recorded.
+
+    `held_at` is set by holding and cleared by cancelling.
+    """
+    now = timezone.now()
+    previous = task.status
+    _release_load(task)
+    task.status = status
+    task.held_at = now if status == Task.Status.ON_HOLD else None
+    task.save(update_fields=["status", "held_at", "updated_at"])
+    _record(
+        task.pk, kind, actor=actor, now=now, step_id=task.current_step_id, reason=reason, **{"from": previous}
+    )
 
 
 def task_move_to_next_step(*, task_id: int, actor: str = SYSTEM, from_step_id: int | None = None) -> Task:
@@ -1215,17 +1203,8 @@ def task_reassign(
 
 
 def _manual_decision(*, step: Steps, candidates: list[int], user_id: int) -> Decision:
-    return Decision(
-        strategy="manual",
-        role=step.role.name,
-        candidates=tuple(candidates),
-        chosen=(user_id,),
-        skipped=(),
-        position=0,
-        next_cursor=0,
-        loads={},
-        fell_back_to_away=False,
-        state_version=None,
+    return Decision.given(
+        strategy="manual", role=step.role.name, candidates=tuple(candidates), chosen=(user_id,)
     )
 
 
